@@ -1,0 +1,38 @@
+//! `weft`: one binary for the mesh's control plane, data plane and user tools.
+
+mod analyze;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for wrong usage (sysexits EX_USAGE), as istioctl uses.
+pub const EXIT_USAGE: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "weft", version, about = "An Istio-compatible service mesh", propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Analyze Istio configuration files and report problems (like `istioctl analyze`).
+    Analyze(analyze::AnalyzeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let usage_error = e.use_stderr();
+            // Help and version go to stdout with success; real usage errors exit 64.
+            let _ = e.print();
+            return if usage_error { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::Analyze(args) => analyze::run(args),
+    }
+}
