@@ -10,7 +10,12 @@ use clap::{Parser, Subcommand};
 pub const EXIT_USAGE: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "weft", version, about = "An Istio-compatible service mesh", propagate_version = true)]
+#[command(
+    name = "weft",
+    version,
+    about = "An Istio-compatible service mesh",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,7 +34,11 @@ fn main() -> ExitCode {
             let usage_error = e.use_stderr();
             // Help and version go to stdout with success; real usage errors exit 64.
             let _ = e.print();
-            return if usage_error { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+            return if usage_error {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {

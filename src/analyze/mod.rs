@@ -76,6 +76,14 @@ pub struct AnalyzeArgs {
     #[arg(long = "mesh-config", alias = "meshConfigFile", value_name = "FILE")]
     mesh_config: Option<PathBuf>,
 
+    /// Mesh networks (Istio's `meshNetworks` format) to check with the mesh.
+    #[arg(
+        long = "mesh-networks",
+        alias = "meshNetworksFile",
+        value_name = "FILE"
+    )]
+    mesh_networks: Option<PathBuf>,
+
     /// Namespace for resources that name none.
     #[arg(short = 'n', long = "namespace", default_value = "default")]
     namespace: String,
@@ -125,8 +133,24 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     for e in &loaded.errors {
         eprintln!("Error: failed to parse {e}");
     }
+    if let Some(path) = &args.mesh_networks {
+        let doc = read_yaml_file(path, "mesh networks")?;
+        let resource = weft_analyze::analyzers::mesh_networks_resource(
+            &doc,
+            &path.display().to_string(),
+            &opts,
+        )
+        .map_err(|e| anyhow::anyhow!("mesh networks {}: {e}", path.display()))?;
+        loaded.resources.push(resource);
+    }
     if !args.no_default_ingress {
-        loaded.resources.extend(weft_analyze::default_ingress::resources(&mesh, &loaded.resources, &opts));
+        loaded
+            .resources
+            .extend(weft_analyze::default_ingress::resources(
+                &mesh,
+                &loaded.resources,
+                &opts,
+            ));
     }
     let select = |name: &str| args.analyzers.is_empty() || args.analyzers.iter().any(|a| a == name);
     let messages: Vec<Message> = weft_analyze::analyze(&loaded.resources, &mesh, select)
@@ -141,13 +165,18 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     let stdout = output::render(&shown, args.output)?;
     print!("{stdout}");
     if args.output == OutputFormat::Text && shown.is_empty() && loaded.errors.is_empty() {
-        eprintln!("\u{2714} No validation issues found when analyzing {}.", describe(&args.paths));
+        eprintln!(
+            "\u{2714} No validation issues found when analyzing {}.",
+            describe(&args.paths)
+        );
     }
 
     if !loaded.errors.is_empty() {
         return Ok(ExitCode::from(EXIT_PARSE_ERROR));
     }
-    let failed = messages.iter().any(|m| m.level >= Level::from(args.failure_threshold));
+    let failed = messages
+        .iter()
+        .any(|m| m.level >= Level::from(args.failure_threshold));
     Ok(if failed {
         ExitCode::from(EXIT_ANALYSIS_FAILED)
     } else {
@@ -159,16 +188,25 @@ fn load_mesh(path: Option<&std::path::Path>) -> Result<MeshConfig> {
     let Some(path) = path else {
         return Ok(MeshConfig::istio_default());
     };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading mesh config {}", path.display()))?;
-    let docs = weft_api::yaml::parse_documents(&text);
-    let overlay = match docs.into_iter().next() {
-        None => serde_json::Value::Object(Default::default()),
-        Some(Ok(doc)) => doc.value,
-        Some(Err(e)) => anyhow::bail!("mesh config {}:{}: {}", path.display(), e.line, e.message),
-    };
+    let overlay = read_yaml_file(path, "mesh config")?;
     MeshConfig::from_overlay(&overlay).with_context(|| format!("mesh config {}", path.display()))
 }
 
+/// The first document of a YAML file (an empty file is an empty mapping).
+fn read_yaml_file(path: &std::path::Path, what: &str) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {what} {}", path.display()))?;
+    match weft_api::yaml::parse_documents(&text).into_iter().next() {
+        None => Ok(serde_json::Value::Object(Default::default())),
+        Some(Ok(doc)) => Ok(doc.value),
+        Some(Err(e)) => anyhow::bail!("{what} {}:{}: {}", path.display(), e.line, e.message),
+    }
+}
+
 fn describe(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

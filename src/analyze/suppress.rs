@@ -12,7 +12,9 @@ pub struct Suppression {
 impl Suppression {
     pub fn parse(spec: &str) -> Result<Suppression> {
         let Some((code, resource)) = spec.split_once('=') else {
-            bail!("--suppress {spec:?}: expected CODE=Kind namespace/name (e.g. \"IST0102=Namespace frod\")");
+            bail!(
+                "--suppress {spec:?}: expected CODE=Kind namespace/name (e.g. \"IST0102=Namespace frod\")"
+            );
         };
         let (code, resource) = (code.trim(), resource.trim());
         if code.is_empty() || resource.is_empty() {
@@ -31,7 +33,11 @@ impl Suppression {
 
 /// `*` matches any run of characters; everything else is literal.
 fn glob(pattern: &str, case_insensitive: bool) -> Result<Regex> {
-    let body = pattern.split('*').map(regex::escape).collect::<Vec<_>>().join(".*");
+    let body = pattern
+        .split('*')
+        .map(regex::escape)
+        .collect::<Vec<_>>()
+        .join(".*");
     let flags = if case_insensitive { "(?i)" } else { "" };
     Ok(Regex::new(&format!("{flags}^{body}$"))?)
 }

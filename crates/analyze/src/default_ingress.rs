@@ -20,7 +20,8 @@ pub fn resources(mesh: &MeshConfig, input: &[Resource], opts: &DecodeOptions) ->
     let pod_name = format!("{name}-dummypod");
     let defined = input.iter().any(|r| {
         r.meta.namespace == ns
-            && ((r.is(Kind::Service) && r.meta.name == name) || (r.is(Kind::Pod) && r.meta.name == pod_name))
+            && ((r.is(Kind::Service) && r.meta.name == name)
+                || (r.is(Kind::Pod) && r.meta.name == pod_name))
     });
     if defined {
         return Vec::new();

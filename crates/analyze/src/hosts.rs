@@ -4,7 +4,11 @@
 /// `reviews` in namespace `default` -> `reviews.default.svc.cluster.local`.
 /// Names with a dot, wildcards and IP addresses are already qualified.
 pub fn fqdn(host: &str, namespace: &str, domain: &str) -> String {
-    if host.is_empty() || host.starts_with('*') || host.contains('.') || host.parse::<std::net::IpAddr>().is_ok() {
+    if host.is_empty()
+        || host.starts_with('*')
+        || host.contains('.')
+        || host.parse::<std::net::IpAddr>().is_ok()
+    {
         return host.to_string();
     }
     format!("{host}.{namespace}.svc.{domain}")
@@ -37,7 +41,10 @@ mod tests {
 
     #[test]
     fn expansion() {
-        assert_eq!(fqdn("reviews", "bookinfo", "cluster.local"), "reviews.bookinfo.svc.cluster.local");
+        assert_eq!(
+            fqdn("reviews", "bookinfo", "cluster.local"),
+            "reviews.bookinfo.svc.cluster.local"
+        );
         assert_eq!(fqdn("a.b.c", "x", "cluster.local"), "a.b.c");
         assert_eq!(fqdn("*", "x", "cluster.local"), "*");
         assert_eq!(fqdn("10.0.0.1", "x", "cluster.local"), "10.0.0.1");

@@ -31,12 +31,23 @@ pub struct Reporter {
 pub const SUPPRESS_ANNOTATION: &str = "galley.istio.io/analyze-suppress";
 
 /// Istio's analysis ignores these system namespaces.
-const IGNORED_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease", "local-path-storage"];
+const IGNORED_NAMESPACES: &[&str] = &[
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "local-path-storage",
+];
 
 impl Reporter {
     /// Reports `code` on `resource`, located at `path` when given (else the
     /// resource's first line).
-    pub fn report(&mut self, code: Code, resource: &Resource, path: Option<&FieldPath>, text: impl Into<String>) {
+    pub fn report(
+        &mut self,
+        code: Code,
+        resource: &Resource,
+        path: Option<&FieldPath>,
+        text: impl Into<String>,
+    ) {
         let origin = match path {
             Some(p) => resource.origin_of(p),
             None => resource.origin.clone(),
@@ -68,12 +79,28 @@ impl Reporter {
                         && r.meta.name == m.resource.name
                 })
                 .and_then(|r| r.meta.annotations.get(SUPPRESS_ANNOTATION))
-                .is_some_and(|codes| codes.split(',').any(|c| c.trim() == "*" || c.trim() == m.code.id));
+                .is_some_and(|codes| {
+                    codes
+                        .split(',')
+                        .any(|c| c.trim() == "*" || c.trim() == m.code.id)
+                });
             !suppressed
         });
         self.messages.sort_by(|a, b| {
-            (&a.origin.file, a.origin.line, a.code.id, &a.resource, &a.text)
-                .cmp(&(&b.origin.file, b.origin.line, b.code.id, &b.resource, &b.text))
+            (
+                &a.origin.file,
+                a.origin.line,
+                a.code.id,
+                &a.resource,
+                &a.text,
+            )
+                .cmp(&(
+                    &b.origin.file,
+                    b.origin.line,
+                    b.code.id,
+                    &b.resource,
+                    &b.text,
+                ))
         });
         self.messages.dedup();
         self.messages
@@ -88,7 +115,11 @@ pub struct Analyzer {
 }
 
 /// Runs the analyzers whose name passes `select` over `resources`.
-pub fn analyze(resources: &[Resource], mesh: &MeshConfig, select: impl Fn(&str) -> bool) -> Vec<Message> {
+pub fn analyze(
+    resources: &[Resource],
+    mesh: &MeshConfig,
+    select: impl Fn(&str) -> bool,
+) -> Vec<Message> {
     let analysis = Analysis {
         snapshot: Snapshot::new(resources, mesh.root_namespace(), "cluster.local"),
         mesh,

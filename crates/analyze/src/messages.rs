@@ -115,7 +115,10 @@ codes! {
 }
 
 pub fn code_by_id(id: &str) -> Option<Code> {
-    ALL_CODES.iter().copied().find(|c| c.id.eq_ignore_ascii_case(id))
+    ALL_CODES
+        .iter()
+        .copied()
+        .find(|c| c.id.eq_ignore_ascii_case(id))
 }
 
 /// The resource a message is about.
@@ -150,10 +153,12 @@ pub struct Message {
 impl fmt::Display for Message {
     /// `Error [IST0101] (VirtualService default/reviews file.yaml:12) text`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One line per message, whatever the text holds.
+        let text = self.text.replace(['\n', '\r'], " ");
         write!(
             f,
             "{} [{}] ({} {}) {}",
-            self.level, self.code.id, self.resource, self.origin, self.text
+            self.level, self.code.id, self.resource, self.origin, text
         )
     }
 }

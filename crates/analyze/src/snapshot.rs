@@ -80,7 +80,14 @@ impl<'a> Snapshot<'a> {
             if let Some(k) = r.kind {
                 by_kind.entry(k).or_default().push(r);
             }
-            by_name.insert((r.kind_name.as_str(), r.meta.namespace.as_str(), r.meta.name.as_str()), r);
+            by_name.insert(
+                (
+                    r.kind_name.as_str(),
+                    r.meta.namespace.as_str(),
+                    r.meta.name.as_str(),
+                ),
+                r,
+            );
         }
         let mut snap = Snapshot {
             resources,
@@ -116,7 +123,12 @@ impl<'a> Snapshot<'a> {
     /// hosts exported to all namespaces, then to the relevant scopes, then
     /// wildcard ServiceEntry hosts. `name.namespace` also resolves to a
     /// Kubernetes service, as DNS search paths do in a cluster.
-    pub fn destination_service(&self, source_ns: &str, export_to: &[String], host: &str) -> Option<&ServiceInfo<'a>> {
+    pub fn destination_service(
+        &self,
+        source_ns: &str,
+        export_to: &[String],
+        host: &str,
+    ) -> Option<&ServiceInfo<'a>> {
         let fqdn = self.fqdn(host, source_ns);
         let scopes: Vec<&str> = if export_to.is_empty() {
             vec![source_ns]
@@ -131,41 +143,52 @@ impl<'a> Snapshot<'a> {
             let all = candidates.iter().map(|i| &self.services[*i]);
             all.clone()
                 .find(|s| s.scopes.iter().any(|x| x == "*"))
-                .or_else(|| all.clone().find(|s| scopes.iter().any(|sc| s.scopes.iter().any(|x| x == sc))))
+                .or_else(|| {
+                    all.clone()
+                        .find(|s| scopes.iter().any(|sc| s.scopes.iter().any(|x| x == sc)))
+                })
         };
         if let Some(s) = exact(&fqdn) {
             return Some(s);
         }
         if fqdn.matches('.').count() == 1
-            && let Some(s) = exact(&format!("{fqdn}.svc.{}", self.domain)).filter(|s| s.from_kubernetes)
+            && let Some(s) =
+                exact(&format!("{fqdn}.svc.{}", self.domain)).filter(|s| s.from_kubernetes)
         {
             return Some(s);
         }
         let bare = fqdn.strip_prefix('*').unwrap_or(&fqdn);
         self.services.iter().find(|s| {
-            s.host.starts_with('*')
-                && (s.visible_in(source_ns))
-                && bare.ends_with(&s.host[1..])
+            s.host.starts_with('*') && (s.visible_in(source_ns)) && bare.ends_with(&s.host[1..])
         })
     }
 
     /// Services a (maybe wildcard) host pattern covers, or whose wildcard covers it.
     pub fn services_matching(&self, pattern: &str) -> impl Iterator<Item = &ServiceInfo<'a>> {
-        self.services.iter().filter(move |s| hosts::matches(pattern, &s.host) || hosts::matches(&s.host, pattern))
+        self.services
+            .iter()
+            .filter(move |s| hosts::matches(pattern, &s.host) || hosts::matches(&s.host, pattern))
     }
 
     pub fn workloads_in(&self, namespace: &'a str) -> impl Iterator<Item = &Workload<'a>> {
-        self.workloads.iter().filter(move |w| w.namespace == namespace)
+        self.workloads
+            .iter()
+            .filter(move |w| w.namespace == namespace)
     }
 
     fn add_service(&mut self, svc: ServiceInfo<'a>) {
-        self.services_by_host.entry(svc.host.clone()).or_default().push(self.services.len());
+        self.services_by_host
+            .entry(svc.host.clone())
+            .or_default()
+            .push(self.services.len());
         self.services.push(svc);
     }
 
     fn index_services(&mut self) {
         for r in self.of_kind(Kind::Service).to_vec() {
-            let Body::Service(svc) = &r.body else { continue };
+            let Body::Service(svc) = &r.body else {
+                continue;
+            };
             let ports = svc
                 .spec
                 .as_ref()
@@ -198,7 +221,13 @@ impl<'a> Snapshot<'a> {
             let scopes = match r.meta.annotations.get("networking.istio.io/exportTo") {
                 Some(list) if !list.trim().is_empty() => list
                     .split(',')
-                    .map(|ns| if ns.trim() == "." { r.meta.namespace.clone() } else { ns.trim().to_string() })
+                    .map(|ns| {
+                        if ns.trim() == "." {
+                            r.meta.namespace.clone()
+                        } else {
+                            ns.trim().to_string()
+                        }
+                    })
                     .collect(),
                 _ => vec!["*".to_string()],
             };
@@ -212,7 +241,9 @@ impl<'a> Snapshot<'a> {
             });
         }
         for r in self.of_kind(Kind::ServiceEntry).to_vec() {
-            let Body::ServiceEntry(se) = &r.body else { continue };
+            let Body::ServiceEntry(se) = &r.body else {
+                continue;
+            };
             let ports: Vec<ServicePort> = se
                 .ports
                 .iter()
@@ -248,7 +279,9 @@ impl<'a> Snapshot<'a> {
             });
         }
         for r in self.of_kind(Kind::Deployment).to_vec() {
-            let Body::Deployment(d) = &r.body else { continue };
+            let Body::Deployment(d) = &r.body else {
+                continue;
+            };
             let template: Option<&PodTemplateSpec> = d.spec.as_ref().map(|s| &s.template);
             let labels = template
                 .and_then(|t| t.metadata.as_ref())
@@ -263,7 +296,9 @@ impl<'a> Snapshot<'a> {
             });
         }
         for r in self.of_kind(Kind::WorkloadEntry).to_vec() {
-            let Body::WorkloadEntry(we) = &r.body else { continue };
+            let Body::WorkloadEntry(we) = &r.body else {
+                continue;
+            };
             self.workloads.push(Workload {
                 kind: WorkloadKind::WorkloadEntry,
                 name: r.meta.name.clone(),
@@ -283,7 +318,13 @@ pub fn export_scopes(export_to: &[String], namespace: &str) -> Vec<String> {
     let mut scopes: Vec<String> = export_to
         .iter()
         .filter(|e| e.as_str() != "~")
-        .map(|e| if e == "." { namespace.to_string() } else { e.clone() })
+        .map(|e| {
+            if e == "." {
+                namespace.to_string()
+            } else {
+                e.clone()
+            }
+        })
         .collect();
     scopes.sort();
     scopes.dedup();

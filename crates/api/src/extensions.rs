@@ -187,13 +187,7 @@ impl Validate for WasmPlugin {
         if let Err(msg) = url_error(&self.url) {
             out.push(&path.field("url"), msg);
         }
-        if !self.sha256.is_empty()
-            && !(self.sha256.len() == 64
-                && self
-                    .sha256
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        {
+        if !self.sha256.is_empty() && !is_sha256_hex(&self.sha256) {
             out.push(
                 &path.field("sha256"),
                 "sha256 must be 64 lowercase hex characters ([a-f0-9]{64})",
@@ -224,6 +218,13 @@ impl Validate for WasmPlugin {
             }
         }
     }
+}
+
+/// `[a-f0-9]{64}` (lowercase only, as the CRD pattern says).
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Istio parses the URL as given, or with `http://` prepended when it has no scheme.

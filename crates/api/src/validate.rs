@@ -137,7 +137,17 @@ pub fn check_duration(d: &crate::types::Duration, path: &FieldPath, out: &mut Vi
 /// Compiles a regex with RE2 semantics (full match, no lookaround or backreferences).
 pub fn check_regex(pattern: &str, path: &FieldPath, out: &mut Violations) {
     if let Err(e) = crate::regex_re2::compile(pattern) {
-        out.push(path, format!("invalid regex {pattern:?}: {e}"));
+        // The regex crate's syntax errors draw a caret diagram over several
+        // lines; the last line says what is wrong.
+        let text = e.to_string();
+        let reason = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or(&text)
+            .trim()
+            .trim_start_matches("error: ");
+        out.push(path, format!("invalid regex {pattern:?}: {reason}"));
     }
 }
 

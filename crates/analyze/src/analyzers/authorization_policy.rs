@@ -4,14 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::PodSpec;
 use weft_api::security::AuthorizationPolicy;
 use weft_api::validate::FieldPath;
 use weft_api::{Body, Kind, Resource};
 
-use super::ambient::pod_in_ambient;
+use super::ambient::{namespace_in_ambient, pod_in_ambient};
 use super::sidecar::selector_string;
 use crate::messages::{NO_MATCHING_WORKLOADS_FOUND, REFERENCED_RESOURCE_NOT_FOUND};
+use crate::snapshot::WorkloadKind;
 use crate::{Analysis, Analyzer, Reporter};
 
 pub const ANALYZERS: &[Analyzer] = &[Analyzer {
@@ -23,25 +24,57 @@ const SIDECAR_INJECT: &str = "sidecar.istio.io/inject";
 const INJECTION_LABEL: &str = "istio-injection";
 
 fn run(a: &Analysis, out: &mut Reporter) {
-    let mesh_pods = mesh_pod_labels(a);
+    let mesh_workloads = mesh_workload_labels(a);
     for r in a.snapshot.of_kind(Kind::AuthorizationPolicy) {
         let Body::AuthorizationPolicy(ap) = &r.body else {
             continue;
         };
-        no_matching_workloads(a, r, ap, &mesh_pods, out);
+        no_matching_workloads(a, r, ap, &mesh_workloads, out);
         namespaces_not_found(a, r, ap, out);
     }
 }
 
-/// Labels of the pods that are part of the mesh (with a sidecar, or captured by
-/// ambient), by namespace. Only they enforce authorization policies.
-fn mesh_pod_labels<'a>(a: &Analysis<'a>) -> BTreeMap<&'a str, Vec<&'a BTreeMap<String, String>>> {
+/// Labels of the workloads that are part of the mesh, by namespace: only they
+/// enforce authorization policies. Istio looks at pods; Deployment templates and
+/// WorkloadEntries count too, as manifests analyzed offline seldom include pods.
+fn mesh_workload_labels<'s>(
+    a: &'s Analysis,
+) -> BTreeMap<&'s str, Vec<&'s BTreeMap<String, String>>> {
     let mut by_ns: BTreeMap<&str, Vec<&BTreeMap<String, String>>> = BTreeMap::new();
-    for r in a.snapshot.of_kind(Kind::Pod) {
-        let Body::Pod(pod) = &r.body else { continue };
-        let pods = by_ns.entry(r.meta.namespace.as_str()).or_default();
-        if pod_in_mesh(a, r, pod) || pod_in_ambient(r) {
-            pods.push(&r.meta.labels);
+    for w in &a.snapshot.workloads {
+        let r = w.source;
+        let member = match (&w.kind, &r.body) {
+            (WorkloadKind::Pod, Body::Pod(pod)) => {
+                pod_in_ambient(r)
+                    || in_mesh(
+                        a,
+                        &r.meta.namespace,
+                        &r.meta.labels,
+                        &r.meta.annotations,
+                        pod.spec.as_ref(),
+                    )
+            }
+            (WorkloadKind::Deployment, Body::Deployment(d)) => {
+                let template = d.spec.as_ref().map(|s| &s.template);
+                let meta = template.and_then(|t| t.metadata.as_ref());
+                let empty = BTreeMap::new();
+                let labels = meta.and_then(|m| m.labels.as_ref()).unwrap_or(&empty);
+                let annotations = meta.and_then(|m| m.annotations.as_ref()).unwrap_or(&empty);
+                in_mesh(
+                    a,
+                    &r.meta.namespace,
+                    labels,
+                    annotations,
+                    template.and_then(|t| t.spec.as_ref()),
+                )
+            }
+            // A WorkloadEntry is by definition a mesh workload.
+            (WorkloadKind::WorkloadEntry, _) => true,
+            _ => false,
+        };
+        let workloads = by_ns.entry(w.namespace.as_str()).or_default();
+        if member {
+            workloads.push(&w.labels);
         }
     }
     by_ns
@@ -49,9 +82,16 @@ fn mesh_pod_labels<'a>(a: &Analysis<'a>) -> BTreeMap<&'a str, Vec<&'a BTreeMap<S
 
 /// Istio's rule: a pod with an `istio-proxy` container is in the mesh; otherwise
 /// its `sidecar.istio.io/inject` label, then annotation, then its namespace's
-/// `istio-injection` label decide.
-fn pod_in_mesh(a: &Analysis, r: &Resource, pod: &Pod) -> bool {
-    let has_proxy = pod.spec.as_ref().is_some_and(|spec| {
+/// `istio-injection` label decide. Pods of a namespace enrolled in ambient mode are
+/// captured without either.
+fn in_mesh(
+    a: &Analysis,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+    spec: Option<&PodSpec>,
+) -> bool {
+    let has_proxy = spec.is_some_and(|spec| {
         spec.containers
             .iter()
             .chain(spec.init_containers.iter().flatten())
@@ -60,21 +100,20 @@ fn pod_in_mesh(a: &Analysis, r: &Resource, pod: &Pod) -> bool {
     if has_proxy {
         return true;
     }
-    if let Some(v) = r
-        .meta
-        .labels
+    if let Some(v) = labels
         .get(SIDECAR_INJECT)
-        .or_else(|| r.meta.annotations.get(SIDECAR_INJECT))
+        .or_else(|| annotations.get(SIDECAR_INJECT))
     {
         return v == "true";
     }
     a.snapshot
-        .get("Namespace", "", &r.meta.namespace)
+        .get("Namespace", "", namespace)
         .is_some_and(|ns| {
             ns.meta
                 .labels
                 .get(INJECTION_LABEL)
                 .is_some_and(|v| v == "enabled")
+                || namespace_in_ambient(ns)
         })
 }
 
@@ -82,7 +121,7 @@ fn no_matching_workloads(
     a: &Analysis,
     r: &Resource,
     ap: &AuthorizationPolicy,
-    mesh_pods: &BTreeMap<&str, Vec<&BTreeMap<String, String>>>,
+    mesh_workloads: &BTreeMap<&str, Vec<&BTreeMap<String, String>>>,
     out: &mut Reporter,
 ) {
     // Policies attached with targetRefs apply to gateways, waypoints or services,
@@ -98,9 +137,9 @@ fn no_matching_workloads(
     let found = if ns == a.mesh.root_namespace() {
         // A root-namespace policy applies mesh-wide; without a selector it always has
         // something to apply to.
-        selector.is_none() || mesh_pods.values().flatten().any(|l| matches(&l))
+        selector.is_none() || mesh_workloads.values().flatten().any(matches)
     } else {
-        mesh_pods.get(ns).into_iter().flatten().any(|l| matches(&l))
+        mesh_workloads.get(ns).into_iter().flatten().any(matches)
     };
     if !found {
         out.report(
@@ -179,6 +218,66 @@ mod tests {
             "authorizationpolicies",
             "auth.AuthorizationPoliciesAnalyzer",
             &["IST0101", "IST0127"],
+        );
+    }
+
+    fn run_inline(docs: &str) -> Vec<String> {
+        let mut loaded = weft_api::Loaded::default();
+        let opts = weft_api::resource::DecodeOptions::default();
+        weft_api::load::load_text(docs, "inline.yaml", &opts, &mut loaded);
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let mesh = weft_api::mesh::MeshConfig::istio_default();
+        crate::analyze(&loaded.resources, &mesh, |n| {
+            n == "auth.AuthorizationPoliciesAnalyzer"
+        })
+        .into_iter()
+        .map(|m| format!("{} {}", m.code.id, m.resource))
+        .collect()
+    }
+
+    #[test]
+    fn injected_deployments_and_target_refs_count() {
+        let docs = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio-injection: enabled}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: cart, namespace: shop}
+spec:
+  selector: {matchLabels: {app: cart}}
+  template:
+    metadata: {labels: {app: cart}}
+    spec: {containers: [{name: cart, image: cart}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: legacy, namespace: shop}
+spec:
+  selector: {matchLabels: {app: legacy}}
+  template:
+    metadata: {labels: {app: legacy}, annotations: {sidecar.istio.io/inject: "false"}}
+    spec: {containers: [{name: legacy, image: legacy}]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: cart, namespace: shop}
+spec: {selector: {matchLabels: {app: cart}}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: legacy, namespace: shop}
+spec: {selector: {matchLabels: {app: legacy}}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: waypoint, namespace: empty}
+spec: {targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]}
+"#;
+        assert_eq!(
+            run_inline(docs),
+            vec!["IST0127 AuthorizationPolicy shop/legacy"]
         );
     }
 

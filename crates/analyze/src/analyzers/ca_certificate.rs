@@ -6,7 +6,8 @@ use weft_api::validate::FieldPath;
 use weft_api::{Body, Kind};
 
 use crate::messages::{
-    NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL, NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL,
+    NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL,
+    NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL,
 };
 use crate::{Analysis, Analyzer, Reporter};
 
@@ -33,8 +34,12 @@ fn unverified(tls: Option<&ClientTLSSettings>, has_selector: bool) -> Option<&'s
 
 fn run(a: &Analysis, out: &mut Reporter) {
     for r in a.snapshot.of_kind(Kind::DestinationRule) {
-        let Body::DestinationRule(dr) = &r.body else { continue };
-        let Some(policy) = &dr.traffic_policy else { continue };
+        let Body::DestinationRule(dr) = &r.body else {
+            continue;
+        };
+        let Some(policy) = &dr.traffic_policy else {
+            continue;
+        };
         let ns = &r.meta.namespace;
         let policy_path = FieldPath::root("spec").field("trafficPolicy");
         let has_selector = dr.workload_selector.is_some();

@@ -20,7 +20,9 @@ fn run(a: &Analysis, out: &mut Reporter) {
     // (scope, fqdn) -> VirtualServices; BTreeMap keeps the output stable.
     let mut by_host: BTreeMap<(String, String), Vec<&Resource>> = BTreeMap::new();
     for r in a.snapshot.of_kind(Kind::VirtualService) {
-        let Body::VirtualService(vs) = &r.body else { continue };
+        let Body::VirtualService(vs) = &r.body else {
+            continue;
+        };
         let bound_to_mesh = vs.gateways.is_empty() || vs.gateways.iter().any(|g| g == "mesh");
         if !bound_to_mesh {
             continue;
@@ -48,7 +50,10 @@ fn run(a: &Analysis, out: &mut Reporter) {
         if list.len() < 2 {
             continue;
         }
-        let names: Vec<String> = list.iter().map(|r| format!("{}/{}", r.meta.namespace, r.meta.name)).collect();
+        let names: Vec<String> = list
+            .iter()
+            .map(|r| format!("{}/{}", r.meta.namespace, r.meta.name))
+            .collect();
         for r in &list {
             if !reported.insert((r.meta.namespace.as_str(), r.meta.name.as_str())) {
                 continue;

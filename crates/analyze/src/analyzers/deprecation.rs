@@ -32,27 +32,54 @@ fn replaced(r: &Resource, path: FieldPath, old: &str, new: &str, out: &mut Repor
 fn run(a: &Analysis, out: &mut Reporter) {
     let spec = FieldPath::root("spec");
     for r in a.snapshot.of_kind(Kind::VirtualService) {
-        let Body::VirtualService(vs) = &r.body else { continue };
+        let Body::VirtualService(vs) = &r.body else {
+            continue;
+        };
         for (i, h) in vs.http.iter().enumerate() {
             let rule = spec.field("http").index(i);
             if let Some(delay) = h.fault.as_ref().and_then(|f| f.delay.as_ref())
                 && delay.percent > 0
             {
                 let path = rule.field("fault").field("delay").field("percent");
-                replaced(r, path, "HTTPRoute.fault.delay.percent", "HTTPRoute.fault.delay.percentage", out);
+                replaced(
+                    r,
+                    path,
+                    "HTTPRoute.fault.delay.percent",
+                    "HTTPRoute.fault.delay.percentage",
+                    out,
+                );
             }
             if h.mirror_percent.is_some() {
-                replaced(r, rule.field("mirrorPercent"), "HTTPRoute.mirrorPercent", "HTTPRoute.mirrorPercentage", out);
+                replaced(
+                    r,
+                    rule.field("mirrorPercent"),
+                    "HTTPRoute.mirrorPercent",
+                    "HTTPRoute.mirrorPercentage",
+                    out,
+                );
             }
-            if h.cors_policy.as_ref().is_some_and(|c| !c.allow_origin.is_empty()) {
+            if h.cors_policy
+                .as_ref()
+                .is_some_and(|c| !c.allow_origin.is_empty())
+            {
                 let path = rule.field("corsPolicy").field("allowOrigin");
-                replaced(r, path, "CorsPolicy.allowOrigin", "CorsPolicy.allowOrigins", out);
+                replaced(
+                    r,
+                    path,
+                    "CorsPolicy.allowOrigin",
+                    "CorsPolicy.allowOrigins",
+                    out,
+                );
             }
         }
     }
     for r in a.snapshot.of_kind(Kind::Sidecar) {
         let Body::Sidecar(sc) = &r.body else { continue };
-        if sc.outbound_traffic_policy.as_ref().is_some_and(|p| p.egress_proxy.is_some()) {
+        if sc
+            .outbound_traffic_policy
+            .as_ref()
+            .is_some_and(|p| p.egress_proxy.is_some())
+        {
             out.report(
                 DEPRECATED,
                 r,
@@ -62,34 +89,70 @@ fn run(a: &Analysis, out: &mut Reporter) {
         }
     }
     for r in a.snapshot.of_kind(Kind::DestinationRule) {
-        let Body::DestinationRule(dr) = &r.body else { continue };
-        let Some(policy) = &dr.traffic_policy else { continue };
+        let Body::DestinationRule(dr) = &r.body else {
+            continue;
+        };
+        let Some(policy) = &dr.traffic_policy else {
+            continue;
+        };
         let path = spec.field("trafficPolicy");
-        if policy.outlier_detection.as_ref().is_some_and(|o| o.consecutive_errors != 0) {
+        if policy
+            .outlier_detection
+            .as_ref()
+            .is_some_and(|o| o.consecutive_errors != 0)
+        {
             let p = path.field("outlierDetection").field("consecutiveErrors");
-            replaced(r, p, "OutlierDetection.consecutiveErrors", "OutlierDetection.consecutive5xxErrors", out);
+            replaced(
+                r,
+                p,
+                "OutlierDetection.consecutiveErrors",
+                "OutlierDetection.consecutive5xxErrors",
+                out,
+            );
         }
         if let Some(lb) = &policy.load_balancer {
             if lb.simple == Some(SimpleLB::LeastConn) {
                 let p = path.field("loadBalancer").field("simple");
-                replaced(r, p, "LoadBalancerSettings.simple LEAST_CONN", "LEAST_REQUEST", out);
+                replaced(
+                    r,
+                    p,
+                    "LoadBalancerSettings.simple LEAST_CONN",
+                    "LEAST_REQUEST",
+                    out,
+                );
             }
             if lb.warmup_duration_secs.is_some() {
                 let p = path.field("loadBalancer").field("warmupDurationSecs");
-                replaced(r, p, "LoadBalancerSettings.warmupDurationSecs", "LoadBalancerSettings.warmup", out);
+                replaced(
+                    r,
+                    p,
+                    "LoadBalancerSettings.warmupDurationSecs",
+                    "LoadBalancerSettings.warmup",
+                    out,
+                );
             }
         }
     }
     for r in a.snapshot.resources {
         let group = r.api_version.rsplit_once('/').map_or("", |(g, _)| g);
-        let removed_kind = REMOVED_KINDS.iter().any(|(g, k)| *g == group && *k == r.kind_name);
+        let removed_kind = REMOVED_KINDS
+            .iter()
+            .any(|(g, k)| *g == group && *k == r.kind_name);
         let crd_of_removed = r.kind_name == "CustomResourceDefinition"
             && REMOVED_KINDS.iter().any(|(g, k)| {
                 r.raw.pointer("/spec/group").and_then(|v| v.as_str()) == Some(*g)
                     && r.raw.pointer("/spec/names/kind").and_then(|v| v.as_str()) == Some(*k)
             });
         if removed_kind || crd_of_removed {
-            out.report(DEPRECATED, r, None, format!("Deprecated: Custom resource type {group} {} is removed", r.kind_name));
+            out.report(
+                DEPRECATED,
+                r,
+                None,
+                format!(
+                    "Deprecated: Custom resource type {group} {} is removed",
+                    r.kind_name
+                ),
+            );
         }
     }
 }

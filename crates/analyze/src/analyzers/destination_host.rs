@@ -7,7 +7,9 @@ use weft_api::networking::VirtualService;
 use weft_api::types::Destination;
 use weft_api::validate::FieldPath;
 
-use crate::messages::{REFERENCED_RESOURCE_NOT_FOUND, VIRTUAL_SERVICE_DESTINATION_PORT_SELECTOR_REQUIRED};
+use crate::messages::{
+    REFERENCED_RESOURCE_NOT_FOUND, VIRTUAL_SERVICE_DESTINATION_PORT_SELECTOR_REQUIRED,
+};
 use crate::{Analysis, Analyzer, Reporter};
 
 pub const ANALYZERS: &[Analyzer] = &[Analyzer {
@@ -42,17 +44,26 @@ pub fn route_destinations<'v>(vs: &'v VirtualService) -> Vec<RouteDestination<'v
     };
     for (i, r) in vs.tcp.iter().enumerate() {
         for (j, d) in r.route.iter().enumerate() {
-            push(d.destination.as_ref(), spec.field("tcp").index(i).field("route").index(j));
+            push(
+                d.destination.as_ref(),
+                spec.field("tcp").index(i).field("route").index(j),
+            );
         }
     }
     for (i, r) in vs.tls.iter().enumerate() {
         for (j, d) in r.route.iter().enumerate() {
-            push(d.destination.as_ref(), spec.field("tls").index(i).field("route").index(j));
+            push(
+                d.destination.as_ref(),
+                spec.field("tls").index(i).field("route").index(j),
+            );
         }
     }
     for (i, r) in vs.http.iter().enumerate() {
         for (j, d) in r.route.iter().enumerate() {
-            push(d.destination.as_ref(), spec.field("http").index(i).field("route").index(j));
+            push(
+                d.destination.as_ref(),
+                spec.field("http").index(i).field("route").index(j),
+            );
         }
     }
     out
@@ -75,7 +86,11 @@ pub fn mirror_destinations(vs: &VirtualService) -> Vec<RouteDestination<'_>> {
             if let Some(d) = &m.destination {
                 out.push(RouteDestination {
                     destination: d,
-                    host_path: rule.field("mirrors").index(k).field("destination").field("host"),
+                    host_path: rule
+                        .field("mirrors")
+                        .index(k)
+                        .field("destination")
+                        .field("host"),
                     is_mirror: true,
                 });
             }
@@ -86,11 +101,18 @@ pub fn mirror_destinations(vs: &VirtualService) -> Vec<RouteDestination<'_>> {
 
 fn run(a: &Analysis, out: &mut Reporter) {
     for r in a.snapshot.of_kind(weft_api::Kind::VirtualService) {
-        let Body::VirtualService(vs) = &r.body else { continue };
-        let destinations = route_destinations(vs).into_iter().chain(mirror_destinations(vs));
+        let Body::VirtualService(vs) = &r.body else {
+            continue;
+        };
+        let destinations = route_destinations(vs)
+            .into_iter()
+            .chain(mirror_destinations(vs));
         for d in destinations {
             let host = &d.destination.host;
-            let Some(svc) = a.snapshot.destination_service(&r.meta.namespace, &vs.export_to, host) else {
+            let Some(svc) = a
+                .snapshot
+                .destination_service(&r.meta.namespace, &vs.export_to, host)
+            else {
                 let what = if d.is_mirror { "mirror host" } else { "host" };
                 out.report(
                     REFERENCED_RESOURCE_NOT_FOUND,
@@ -102,7 +124,8 @@ fn run(a: &Analysis, out: &mut Reporter) {
             };
             match &d.destination.port {
                 None if svc.ports.len() > 1 => {
-                    let numbers: Vec<String> = svc.ports.iter().map(|p| p.number.to_string()).collect();
+                    let numbers: Vec<String> =
+                        svc.ports.iter().map(|p| p.number.to_string()).collect();
                     out.report(
                         VIRTUAL_SERVICE_DESTINATION_PORT_SELECTOR_REQUIRED,
                         r,

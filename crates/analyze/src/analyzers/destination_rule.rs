@@ -32,11 +32,16 @@ fn run(a: &Analysis, out: &mut Reporter) {
         .map(|r| (r.meta.name.as_str(), &r.meta.labels))
         .collect();
     for r in a.snapshot.of_kind(Kind::DestinationRule) {
-        let Body::DestinationRule(dr) = &r.body else { continue };
+        let Body::DestinationRule(dr) = &r.body else {
+            continue;
+        };
         if dr.host.is_empty() {
             continue;
         }
-        let Some(svc) = a.snapshot.destination_service(&r.meta.namespace, &dr.export_to, &dr.host) else {
+        let Some(svc) = a
+            .snapshot
+            .destination_service(&r.meta.namespace, &dr.export_to, &dr.host)
+        else {
             out.report(
                 UNKNOWN_DESTINATION_RULE_HOST,
                 r,
@@ -47,7 +52,11 @@ fn run(a: &Analysis, out: &mut Reporter) {
         };
         // A ServiceEntry's workloadSelector narrows every subset.
         let base: BTreeMap<String, String> = match &svc.source.body {
-            Body::ServiceEntry(se) => se.workload_selector.as_ref().map(|s| s.labels.clone()).unwrap_or_default(),
+            Body::ServiceEntry(se) => se
+                .workload_selector
+                .as_ref()
+                .map(|s| s.labels.clone())
+                .unwrap_or_default(),
             _ => BTreeMap::new(),
         };
         for (i, subset) in dr.subsets.iter().enumerate() {
@@ -74,12 +83,18 @@ fn run(a: &Analysis, out: &mut Reporter) {
 }
 
 /// Matches against the workload's labels plus the topology labels of its node.
-fn selects(selector: &BTreeMap<String, String>, w: &Workload, nodes: &BTreeMap<&str, &BTreeMap<String, String>>) -> bool {
+fn selects(
+    selector: &BTreeMap<String, String>,
+    w: &Workload,
+    nodes: &BTreeMap<&str, &BTreeMap<String, String>>,
+) -> bool {
     let node_name = match &w.source.body {
         Body::Pod(p) => p.spec.as_ref().and_then(|s| s.node_name.clone()),
         _ => None,
     };
-    let node = node_name.as_deref().and_then(|n| nodes.get(n).map(|l| (n, *l)));
+    let node = node_name
+        .as_deref()
+        .and_then(|n| nodes.get(n).map(|l| (n, *l)));
     selector.iter().all(|(k, v)| {
         if let Some(own) = w.labels.get(k) {
             return own == v;

@@ -19,7 +19,9 @@ fn run(a: &Analysis, out: &mut Reporter) {
     // (fqdn host, subset) pairs that some DestinationRule defines.
     let mut defined: HashSet<(String, String)> = HashSet::new();
     for r in snap.of_kind(Kind::DestinationRule) {
-        let Body::DestinationRule(dr) = &r.body else { continue };
+        let Body::DestinationRule(dr) = &r.body else {
+            continue;
+        };
         let host = snap.fqdn(&dr.host, &r.meta.namespace);
         for s in &dr.subsets {
             defined.insert((host.clone(), s.name.clone()));
@@ -31,17 +33,27 @@ fn run(a: &Analysis, out: &mut Reporter) {
             .any(|(h, s)| s == subset && h.starts_with('*') && crate::hosts::matches(h, host))
     };
     for r in snap.of_kind(Kind::VirtualService) {
-        let Body::VirtualService(vs) = &r.body else { continue };
-        for d in route_destinations(vs).into_iter().chain(mirror_destinations(vs)) {
+        let Body::VirtualService(vs) = &r.body else {
+            continue;
+        };
+        for d in route_destinations(vs)
+            .into_iter()
+            .chain(mirror_destinations(vs))
+        {
             let subset = &d.destination.subset;
             if subset.is_empty() {
                 continue;
             }
             let host = snap.fqdn(&d.destination.host, &r.meta.namespace);
-            if defined.contains(&(host.clone(), subset.clone())) || wildcard_defines(&host, subset) {
+            if defined.contains(&(host.clone(), subset.clone())) || wildcard_defines(&host, subset)
+            {
                 continue;
             }
-            let what = if d.is_mirror { "mirror+subset" } else { "host+subset" };
+            let what = if d.is_mirror {
+                "mirror+subset"
+            } else {
+                "host+subset"
+            };
             out.report(
                 REFERENCED_RESOURCE_NOT_FOUND,
                 r,

@@ -13,7 +13,9 @@ use weft_api::validate::FieldPath;
 use weft_api::{Body, Kind, Resource};
 
 use super::sidecar::selector_string;
-use crate::messages::{CONFLICTING_GATEWAYS, GATEWAY_PORT_NOT_DEFINED_ON_SERVICE, REFERENCED_RESOURCE_NOT_FOUND};
+use crate::messages::{
+    CONFLICTING_GATEWAYS, GATEWAY_PORT_NOT_DEFINED_ON_SERVICE, REFERENCED_RESOURCE_NOT_FOUND,
+};
 use crate::snapshot::{Workload, WorkloadKind};
 use crate::{Analysis, Analyzer, Reporter};
 
@@ -33,15 +35,24 @@ pub const ANALYZERS: &[Analyzer] = &[
 ];
 
 fn gateways<'a>(a: &'a Analysis) -> impl Iterator<Item = (&'a Resource, &'a Gateway)> {
-    a.snapshot.of_kind(Kind::Gateway).iter().filter_map(|r| match &r.body {
-        Body::Gateway(g) => Some((*r, g.as_ref())),
-        _ => None,
-    })
+    a.snapshot
+        .of_kind(Kind::Gateway)
+        .iter()
+        .filter_map(|r| match &r.body {
+            Body::Gateway(g) => Some((*r, g.as_ref())),
+            _ => None,
+        })
 }
 
 /// Gateway selectors search workloads in every namespace (Istio's default).
-fn selected<'a, 's>(a: &'s Analysis<'a>, gw: &'s Gateway) -> impl Iterator<Item = &'s Workload<'a>> {
-    a.snapshot.workloads.iter().filter(|w| w.selected_by(&gw.selector))
+fn selected<'a, 's>(
+    a: &'s Analysis<'a>,
+    gw: &'s Gateway,
+) -> impl Iterator<Item = &'s Workload<'a>> {
+    a.snapshot
+        .workloads
+        .iter()
+        .filter(|w| w.selected_by(&gw.selector))
 }
 
 fn selector_path() -> FieldPath {
@@ -53,7 +64,10 @@ fn report_no_workload(r: &Resource, gw: &Gateway, out: &mut Reporter) {
         REFERENCED_RESOURCE_NOT_FOUND,
         r,
         Some(&selector_path()),
-        format!("Referenced selector not found: \"{}\"", selector_string(&gw.selector)),
+        format!(
+            "Referenced selector not found: \"{}\"",
+            selector_string(&gw.selector)
+        ),
     );
 }
 
@@ -74,7 +88,9 @@ fn ports(a: &Analysis, out: &mut Reporter) {
         let mut exposed: HashSet<u32> = HashSet::new();
         for w in &workloads {
             for svc_res in a.snapshot.of_kind(Kind::Service) {
-                let Body::Service(svc) = &svc_res.body else { continue };
+                let Body::Service(svc) = &svc_res.body else {
+                    continue;
+                };
                 if svc_res.meta.namespace != w.namespace || !service_selects(svc, w) {
                     continue;
                 }
@@ -124,18 +140,25 @@ fn secrets(a: &Analysis, out: &mut Reporter) {
         };
         for (i, server) in gw.servers.iter().enumerate() {
             let Some(tls) = &server.tls else { continue };
-            let tls_path = FieldPath::root("spec").field("servers").index(i).field("tls");
-            let names = std::iter::once((tls_path.field("credentialName"), &tls.credential_name)).chain(
-                tls.credential_names
-                    .iter()
-                    .enumerate()
-                    .map(|(j, n)| (tls_path.field("credentialNames").index(j), n)),
-            );
+            let tls_path = FieldPath::root("spec")
+                .field("servers")
+                .index(i)
+                .field("tls");
+            let names = std::iter::once((tls_path.field("credentialName"), &tls.credential_name))
+                .chain(
+                    tls.credential_names
+                        .iter()
+                        .enumerate()
+                        .map(|(j, n)| (tls_path.field("credentialNames").index(j), n)),
+                );
             for (path, name) in names {
                 if name.is_empty() {
                     continue;
                 }
-                if a.snapshot.get("Secret", &workload.namespace, name).is_none() {
+                if a.snapshot
+                    .get("Secret", &workload.namespace, name)
+                    .is_none()
+                {
                     out.report(
                         REFERENCED_RESOURCE_NOT_FOUND,
                         r,
@@ -191,8 +214,7 @@ fn conflicts(a: &Analysis, out: &mut Reporter) {
 
 fn same_workloads(a: &Analysis, x: &Gateway, y: &Gateway) -> bool {
     x.selector == y.selector
-        || a
-            .snapshot
+        || a.snapshot
             .workloads
             .iter()
             .any(|w| w.selected_by(&x.selector) && w.selected_by(&y.selector))

@@ -69,6 +69,9 @@ mod tests {
             "virtualservicegateways",
             "virtualservicekubernetesgateways",
             "host-defined-in-virtualservice-not-found-in-the-gateway",
+            "host-defined-in-virtualservice-not-found-in-the-gateway-beta-version",
+            "host-defined-in-virtualservice-not-found-in-the-gateway-with-ns",
+            "host-defined-in-virtualservice-not-found-in-the-gateway-with-ns-beta-version",
         ] {
             expect_case(id, "virtualservice.GatewayAnalyzer", &["IST0165"]);
         }

@@ -21,13 +21,24 @@ fn run(a: &Analysis, out: &mut Reporter) {
     // namespace -> selectors of its RequestAuthentications (empty = whole namespace)
     let mut authn: BTreeMap<&str, Vec<BTreeMap<String, String>>> = BTreeMap::new();
     for r in a.snapshot.of_kind(Kind::RequestAuthentication) {
-        let Body::RequestAuthentication(ra) = &r.body else { continue };
-        let selector = ra.selector.as_ref().map(|s| s.match_labels.clone()).unwrap_or_default();
-        authn.entry(r.meta.namespace.as_str()).or_default().push(selector);
+        let Body::RequestAuthentication(ra) = &r.body else {
+            continue;
+        };
+        let selector = ra
+            .selector
+            .as_ref()
+            .map(|s| s.match_labels.clone())
+            .unwrap_or_default();
+        authn
+            .entry(r.meta.namespace.as_str())
+            .or_default()
+            .push(selector);
     }
     let root = a.snapshot.root_namespace.as_str();
     for r in a.snapshot.of_kind(Kind::VirtualService) {
-        let Body::VirtualService(vs) = &r.body else { continue };
+        let Body::VirtualService(vs) = &r.body else {
+            continue;
+        };
         let Some(claim_key) = vs
             .http
             .iter()
@@ -39,10 +50,17 @@ fn run(a: &Analysis, out: &mut Reporter) {
         };
         for gw_ref in vs.gateways.iter().filter(|g| *g != "mesh") {
             let (gw_ns, gw_name) = gateway_key(gw_ref, &r.meta.namespace);
-            let Some(Body::Gateway(gw)) = a.snapshot.get("Gateway", gw_ns, gw_name).map(|g| &g.body) else {
+            let Some(Body::Gateway(gw)) =
+                a.snapshot.get("Gateway", gw_ns, gw_name).map(|g| &g.body)
+            else {
                 continue; // a missing gateway is the gateway analyzer's finding
             };
-            for w in a.snapshot.workloads.iter().filter(|w| w.selected_by(&gw.selector)) {
+            for w in a
+                .snapshot
+                .workloads
+                .iter()
+                .filter(|w| w.selected_by(&gw.selector))
+            {
                 let covered = [root, w.namespace.as_str()]
                     .iter()
                     .filter_map(|ns| authn.get(ns))

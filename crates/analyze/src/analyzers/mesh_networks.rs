@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use weft_api::mesh::MeshNetworks;
+use weft_api::resource::DecodeOptions;
 use weft_api::validate::FieldPath;
 use weft_api::{Body, Kind, Resource};
 
@@ -33,6 +34,24 @@ const MULTI_CLUSTER_SECRET_LABEL: &str = "istio/multiCluster";
 
 /// The kind name of a mesh networks document handed to the analysis as a resource.
 pub const MESH_NETWORKS_KIND: &str = "MeshNetworks";
+
+/// A mesh networks document (Istio's `meshNetworks` format) as the resource the
+/// analysis reports on: `MeshNetworks <root namespace>/meshnetworks`.
+pub fn mesh_networks_resource(
+    doc: &Value,
+    file: &str,
+    opts: &DecodeOptions,
+) -> Result<Resource, String> {
+    let mut raw = serde_json::json!({
+        "apiVersion": "mesh.istio.io/v1alpha1",
+        "kind": MESH_NETWORKS_KIND,
+        "metadata": {"name": "meshnetworks", "namespace": opts.root_namespace},
+    });
+    if let (Some(obj), Some(networks)) = (raw.as_object_mut(), doc.get("networks")) {
+        obj.insert("networks".into(), networks.clone());
+    }
+    Resource::synthetic(raw, file, opts)
+}
 
 fn run(a: &Analysis, out: &mut Reporter) {
     for r in a.snapshot.resources {

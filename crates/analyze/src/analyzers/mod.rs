@@ -3,6 +3,8 @@
 
 use crate::Analyzer;
 
+pub use mesh_networks::mesh_networks_resource;
+
 mod ambient;
 mod annotations;
 mod application_uid;

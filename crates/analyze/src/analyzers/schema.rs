@@ -6,7 +6,12 @@ use crate::{Analysis, Reporter};
 pub fn run(a: &Analysis, out: &mut Reporter) {
     for r in a.snapshot.resources {
         for v in &r.violations {
-            out.report(SCHEMA_VALIDATION_ERROR, r, Some(&v.path), format!("Schema validation error: {v}"));
+            out.report(
+                SCHEMA_VALIDATION_ERROR,
+                r,
+                Some(&v.path),
+                format!("Schema validation error: {v}"),
+            );
         }
     }
 }

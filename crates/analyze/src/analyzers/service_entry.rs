@@ -26,9 +26,12 @@ fn addresses_required(a: &Analysis, out: &mut Reporter) {
     // With DNS capture, addresses are allocated automatically: by the agent
     // (ISTIO_META_DNS_AUTO_ALLOCATE) or by the control plane (status.addresses).
     let dns_capture = a.mesh.proxy_metadata("ISTIO_META_DNS_CAPTURE") == Some("true");
-    let agent_allocates = dns_capture && a.mesh.proxy_metadata("ISTIO_META_DNS_AUTO_ALLOCATE") == Some("true");
+    let agent_allocates =
+        dns_capture && a.mesh.proxy_metadata("ISTIO_META_DNS_AUTO_ALLOCATE") == Some("true");
     for r in a.snapshot.of_kind(Kind::ServiceEntry) {
-        let Body::ServiceEntry(se) = &r.body else { continue };
+        let Body::ServiceEntry(se) = &r.body else {
+            continue;
+        };
         let status_allocated = r
             .raw
             .pointer("/status/addresses")
@@ -50,11 +53,15 @@ fn addresses_required(a: &Analysis, out: &mut Reporter) {
     }
 }
 
+/// (exportTo scope, host, port number); entries carry (protocol, ServiceEntry).
+type ScopedPort = (String, String, u32);
+
 fn conflicting_protocols(a: &Analysis, out: &mut Reporter) {
-    // (scope, host, port) -> (protocol, ServiceEntry)
-    let mut index: BTreeMap<(String, String, u32), Vec<(String, &Resource)>> = BTreeMap::new();
+    let mut index: BTreeMap<ScopedPort, Vec<(String, &Resource)>> = BTreeMap::new();
     for r in a.snapshot.of_kind(Kind::ServiceEntry) {
-        let Body::ServiceEntry(se) = &r.body else { continue };
+        let Body::ServiceEntry(se) = &r.body else {
+            continue;
+        };
         for scope in export_scopes(&se.export_to, &r.meta.namespace) {
             for h in &se.hosts {
                 for p in &se.ports {

@@ -39,8 +39,9 @@ fn run(a: &Analysis, out: &mut Reporter) {
         let external_name = spec.type_.as_deref() == Some("ExternalName");
         for (i, port) in spec.ports.iter().flatten().enumerate() {
             let name = port.name.as_deref().unwrap_or_default();
-            let unsupported = protocol_is_unknown(port);
-            if !unsupported && !(name == "tcp" && external_name) {
+            // A plain `tcp` name is fine except on ExternalName Services.
+            let bad = protocol_is_unknown(port) || (name == "tcp" && external_name);
+            if !bad {
                 continue;
             }
             let path = FieldPath::root("spec").field("ports").index(i);

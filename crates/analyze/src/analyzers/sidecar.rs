@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use weft_api::validate::FieldPath;
 use weft_api::{Body, Kind, Resource};
 
+use super::ambient::{namespace_in_ambient, pod_in_ambient};
 use crate::messages::{
     CONFLICTING_SIDECAR_WORKLOAD_SELECTORS, MULTIPLE_SIDECARS_WITHOUT_WORKLOAD_SELECTORS,
     REFERENCED_RESOURCE_NOT_FOUND,
@@ -32,7 +33,17 @@ pub const ANALYZERS: &[Analyzer] = &[
 
 /// `k1=v1,k2=v2`, the way Kubernetes prints a label selector.
 pub fn selector_string(labels: &BTreeMap<String, String>) -> String {
-    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn in_ambient_namespace(a: &Analysis, ns: &str) -> bool {
+    a.snapshot
+        .get("Namespace", "", ns)
+        .is_some_and(namespace_in_ambient)
 }
 
 fn selectors(a: &Analysis, out: &mut Reporter) {
@@ -40,14 +51,26 @@ fn selectors(a: &Analysis, out: &mut Reporter) {
     let mut by_workload: BTreeMap<(String, String), Vec<&Resource>> = BTreeMap::new();
     for r in a.snapshot.of_kind(Kind::Sidecar) {
         let Body::Sidecar(sc) = &r.body else { continue };
-        let Some(labels) = sc.workload_selector.as_ref().map(|s| &s.labels).filter(|l| !l.is_empty()) else {
+        let Some(labels) = sc
+            .workload_selector
+            .as_ref()
+            .map(|s| &s.labels)
+            .filter(|l| !l.is_empty())
+        else {
             continue;
         };
         let mut found = false;
         for w in a.snapshot.workloads_in(&r.meta.namespace) {
             if w.selected_by(labels) {
                 found = true;
-                by_workload.entry((w.namespace.clone(), w.name.clone())).or_default().push(r);
+                // Ambient pods have no sidecar, so Sidecar resources cannot conflict there.
+                if pod_in_ambient(w.source) || in_ambient_namespace(a, &w.namespace) {
+                    continue;
+                }
+                by_workload
+                    .entry((w.namespace.clone(), w.name.clone()))
+                    .or_default()
+                    .push(r);
             }
         }
         if !found {
@@ -55,7 +78,10 @@ fn selectors(a: &Analysis, out: &mut Reporter) {
                 REFERENCED_RESOURCE_NOT_FOUND,
                 r,
                 Some(&FieldPath::root("spec").field("workloadSelector")),
-                format!("Referenced selector not found: \"{}\"", selector_string(labels)),
+                format!(
+                    "Referenced selector not found: \"{}\"",
+                    selector_string(labels)
+                ),
             );
         }
     }
@@ -82,7 +108,11 @@ fn default_selectors(a: &Analysis, out: &mut Reporter) {
     let mut by_ns: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
     for r in a.snapshot.of_kind(Kind::Sidecar) {
         let Body::Sidecar(sc) = &r.body else { continue };
-        if sc.workload_selector.as_ref().is_none_or(|s| s.labels.is_empty()) {
+        if sc
+            .workload_selector
+            .as_ref()
+            .is_none_or(|s| s.labels.is_empty())
+        {
             by_ns.entry(r.meta.namespace.as_str()).or_default().push(r);
         }
     }
@@ -113,23 +143,32 @@ fn egress_hosts(a: &Analysis, out: &mut Reporter) {
         let Body::Sidecar(sc) = &r.body else { continue };
         for (i, egress) in sc.egress.iter().enumerate() {
             for (j, entry) in egress.hosts.iter().enumerate() {
-                let Some((ns, host)) = entry.split_once('/') else { continue };
+                let Some((ns, host)) = entry.split_once('/') else {
+                    continue;
+                };
                 if host.contains('*') || ns == "~" || ns.starts_with('~') {
                     continue;
                 }
-                let ns = if ns == "." { r.meta.namespace.as_str() } else { ns };
+                let ns = if ns == "." {
+                    r.meta.namespace.as_str()
+                } else {
+                    ns
+                };
                 let fqdn = if ns == "*" {
                     host.to_string()
                 } else {
                     a.snapshot.fqdn(host, ns)
                 };
-                let exists = a
-                    .snapshot
-                    .services
-                    .iter()
-                    .any(|s| (ns == "*" || s.namespace == ns) && (hosts::matches(&s.host, &fqdn) || s.host == fqdn));
+                let exists = a.snapshot.services.iter().any(|s| {
+                    (ns == "*" || s.namespace == ns)
+                        && (hosts::matches(&s.host, &fqdn) || s.host == fqdn)
+                });
                 if !exists {
-                    let path = FieldPath::root("spec").field("egress").index(i).field("hosts").index(j);
+                    let path = FieldPath::root("spec")
+                        .field("egress")
+                        .index(i)
+                        .field("hosts")
+                        .index(j);
                     out.report(
                         REFERENCED_RESOURCE_NOT_FOUND,
                         r,

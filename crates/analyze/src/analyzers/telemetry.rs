@@ -33,14 +33,21 @@ pub const ANALYZERS: &[Analyzer] = &[
 ];
 
 fn telemetries<'a>(a: &'a Analysis) -> impl Iterator<Item = (&'a Resource, &'a Telemetry)> {
-    a.snapshot.of_kind(Kind::Telemetry).iter().filter_map(|r| match &r.body {
-        Body::Telemetry(t) => Some((*r, t.as_ref())),
-        _ => None,
-    })
+    a.snapshot
+        .of_kind(Kind::Telemetry)
+        .iter()
+        .filter_map(|r| match &r.body {
+            Body::Telemetry(t) => Some((*r, t.as_ref())),
+            _ => None,
+        })
 }
 
 fn providers(a: &Analysis, out: &mut Reporter) {
-    if a.mesh.default_providers.as_ref().is_some_and(|p| !p.access_logging.is_empty()) {
+    if a.mesh
+        .default_providers
+        .as_ref()
+        .is_some_and(|p| !p.access_logging.is_empty())
+    {
         return;
     }
     for (r, t) in telemetries(a) {
@@ -61,18 +68,26 @@ fn providers(a: &Analysis, out: &mut Reporter) {
 }
 
 fn selector_of(t: &Telemetry) -> Option<&BTreeMap<String, String>> {
-    t.selector.as_ref().map(|s| &s.match_labels).filter(|l| !l.is_empty())
+    t.selector
+        .as_ref()
+        .map(|s| &s.match_labels)
+        .filter(|l| !l.is_empty())
 }
 
 fn selectors(a: &Analysis, out: &mut Reporter) {
     let mut by_workload: BTreeMap<(String, String), Vec<&Resource>> = BTreeMap::new();
     for (r, t) in telemetries(a) {
-        let Some(labels) = selector_of(t) else { continue };
+        let Some(labels) = selector_of(t) else {
+            continue;
+        };
         let mut found = false;
         for w in a.snapshot.workloads_in(&r.meta.namespace) {
             if w.selected_by(labels) {
                 found = true;
-                by_workload.entry((w.namespace.clone(), w.name.clone())).or_default().push(r);
+                by_workload
+                    .entry((w.namespace.clone(), w.name.clone()))
+                    .or_default()
+                    .push(r);
             }
         }
         if !found {
@@ -80,7 +95,10 @@ fn selectors(a: &Analysis, out: &mut Reporter) {
                 REFERENCED_RESOURCE_NOT_FOUND,
                 r,
                 Some(&FieldPath::root("spec").field("selector")),
-                format!("Referenced selector not found: \"{}\"", selector_string(labels)),
+                format!(
+                    "Referenced selector not found: \"{}\"",
+                    selector_string(labels)
+                ),
             );
         }
     }

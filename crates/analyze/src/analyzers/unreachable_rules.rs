@@ -79,7 +79,9 @@ fn is_default(v: &serde_json::Value) -> bool {
 
 fn run(a: &Analysis, out: &mut Reporter) {
     for r in a.snapshot.of_kind(Kind::VirtualService) {
-        let Body::VirtualService(vs) = &r.body else { continue };
+        let Body::VirtualService(vs) = &r.body else {
+            continue;
+        };
         let http = vs
             .http
             .iter()

@@ -522,6 +522,7 @@ fn export_to_or_all(v: &[String]) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::{Context, FieldPath, Validate, Violations};
 
     fn violations(mc: &MeshConfig) -> Vec<String> {
         let mut out = Violations::default();

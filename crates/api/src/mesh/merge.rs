@@ -76,26 +76,29 @@ impl MeshConfig {
         for (key, value) in overlay {
             match (key.as_str(), value) {
                 ("defaultConfig", Value::Object(pc)) => {
-                    let target = object_entry(&mut merged, "defaultConfig");
-                    merge_proxy_config(target, normalize_keys(&pc));
+                    let mut target = take_object(&mut merged, &key);
+                    merge_proxy_config(&mut target, normalize_keys(&pc));
+                    merged.insert(key, Value::Object(target));
                 }
                 ("defaultProviders", Value::Object(dp)) => {
-                    let target = object_entry(&mut merged, "defaultProviders");
+                    let mut target = take_object(&mut merged, &key);
                     target.extend(normalize_keys(&dp));
+                    merged.insert(key, Value::Object(target));
                 }
                 ("extensionProviders", Value::Array(providers)) => {
-                    merge_providers(array_entry(&mut merged, "extensionProviders"), providers);
+                    let mut target = take_array(&mut merged, &key);
+                    merge_providers(&mut target, providers);
+                    merged.insert(key, Value::Array(target));
                 }
                 ("trustDomainAliases", Value::Array(aliases)) => {
-                    let existing = array_entry(&mut merged, "trustDomainAliases");
-                    let mut all: Vec<String> = existing
+                    let mut all: Vec<String> = take_array(&mut merged, &key)
                         .iter()
                         .chain(aliases.iter())
                         .filter_map(|v| v.as_str().map(str::to_owned))
                         .collect();
                     all.sort();
                     all.dedup();
-                    *existing = all.into_iter().map(Value::String).collect();
+                    merged.insert(key, all.into_iter().map(Value::String).collect());
                 }
                 (_, value) => {
                     merged.insert(key, value);
@@ -132,25 +135,19 @@ fn snake_to_camel(s: &str) -> String {
     out
 }
 
-fn object_entry<'a>(m: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
-    let slot = m.entry(key).or_insert(Value::Null);
-    if !slot.is_object() {
-        *slot = Value::Object(Map::new());
-    }
-    match slot {
-        Value::Object(o) => o,
-        _ => unreachable!("slot was just made an object"),
+/// Removes `key` from `m`, as an object (empty if absent or not an object).
+fn take_object(m: &mut Map<String, Value>, key: &str) -> Map<String, Value> {
+    match m.remove(key) {
+        Some(Value::Object(o)) => o,
+        _ => Map::new(),
     }
 }
 
-fn array_entry<'a>(m: &'a mut Map<String, Value>, key: &str) -> &'a mut Vec<Value> {
-    let slot = m.entry(key).or_insert(Value::Null);
-    if !slot.is_array() {
-        *slot = Value::Array(Vec::new());
-    }
-    match slot {
-        Value::Array(a) => a,
-        _ => unreachable!("slot was just made an array"),
+/// Removes `key` from `m`, as a list (empty if absent or not a list).
+fn take_array(m: &mut Map<String, Value>, key: &str) -> Vec<Value> {
+    match m.remove(key) {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
     }
 }
 
@@ -163,7 +160,9 @@ fn merge_proxy_config(target: &mut Map<String, Value>, overlay: Map<String, Valu
         }
         match (key.as_str(), value) {
             ("proxyMetadata", Value::Object(md)) => {
-                object_entry(target, "proxyMetadata").extend(md)
+                let mut merged = take_object(target, &key);
+                merged.extend(md);
+                target.insert(key, Value::Object(merged));
             }
             (_, value) => {
                 target.insert(key, value);

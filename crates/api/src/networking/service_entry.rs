@@ -117,7 +117,7 @@ impl Validate for ServiceEntry {
         {
             out.push(
                 &addresses,
-                "CIDR addresses are allowed only for NONE/STATIC resolution types",
+                "cidr addresses are allowed only for resolution NONE or STATIC",
             );
         }
 

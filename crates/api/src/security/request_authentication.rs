@@ -106,10 +106,10 @@ impl Validate for JwtRule {
         if !self.jwks_uri.is_empty() && !self.jwks.is_empty() {
             out.push(path, "only one of jwks or jwksUri can be set");
         }
-        if !self.jwks_uri.is_empty() {
-            if let Err(msg) = jwks_uri_error(&self.jwks_uri) {
-                out.push(&path.field("jwksUri"), msg);
-            }
+        if !self.jwks_uri.is_empty()
+            && let Err(msg) = jwks_uri_error(&self.jwks_uri)
+        {
+            out.push(&path.field("jwksUri"), msg);
         }
         if !self.jwks.is_empty() {
             // A JWK set or a single JWK: either way a JSON object.

@@ -336,12 +336,16 @@ impl Validate for ServerTLSSettings {
         let from_secret = !self.credential_name.is_empty() || !self.credential_names.is_empty();
         if terminating && !from_secret {
             let mutual = self.mode != ServerTLSMode::Simple;
-            let label = if mutual { "MUTUAL" } else { "SIMPLE" };
+            let label = match self.mode {
+                ServerTLSMode::Simple => "SIMPLE",
+                ServerTLSMode::Mutual => "MUTUAL",
+                _ => "OPTIONAL_MUTUAL",
+            };
             if mutual && self.ca_certificates.is_empty() && self.ca_cert_credential_name.is_empty()
             {
                 out.push(
                     &path.field("caCertificates"),
-                    format!("{label} tls requires a client CA bundle"),
+                    format!("mode {label} requires a client CA bundle (caCertificates)"),
                 );
             }
             if self.tls_certificates.is_empty() {
@@ -386,69 +390,16 @@ fn require_key_pair(cert: &str, key: &str, label: &str, path: &FieldPath, out: &
     if cert.is_empty() {
         out.push(
             &path.field("serverCertificate"),
-            format!("{label} tls requires a server certificate"),
+            format!("mode {label} requires a server certificate"),
         );
     }
     if key.is_empty() {
         out.push(
             &path.field("privateKey"),
-            format!("{label} tls requires a private key"),
+            format!("mode {label} requires a private key"),
         );
     }
 }
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod corpus_tmp {
-    use super::super::*;
-    use crate::validate::{Context, FieldPath, Validate, Violations};
-
-    fn run<T: serde::de::DeserializeOwned + Validate>(
-        spec: &serde_json::Value,
-    ) -> Result<Vec<String>, String> {
-        let v: T = serde_path_to_error::deserialize(spec).map_err(|e| e.to_string())?;
-        let ctx = Context {
-            namespace: "default".into(),
-            root_namespace: "istio-system".into(),
-        };
-        let mut out = Violations::default();
-        v.validate(&ctx, &FieldPath::root("spec"), &mut out);
-        Ok(out.items.iter().map(|v| v.to_string()).collect())
-    }
-
-    #[test]
-    fn corpus() {
-        let Ok(text) = std::fs::read_to_string("/tmp/weft_mine/specs.json") else {
-            return;
-        };
-        let docs: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
-        for d in docs {
-            let spec = match &d["spec"] {
-                serde_json::Value::Null => serde_json::json!({}),
-                s => s.clone(),
-            };
-            let r = match d["kind"].as_str().unwrap_or_default() {
-                "Gateway" => run::<Gateway>(&spec),
-                "ServiceEntry" => run::<ServiceEntry>(&spec),
-                "Sidecar" => run::<Sidecar>(&spec),
-                "WorkloadEntry" => run::<WorkloadEntry>(&spec),
-                "WorkloadGroup" => run::<WorkloadGroup>(&spec),
-                "EnvoyFilter" => run::<EnvoyFilter>(&spec),
-                "ProxyConfig" => run::<ProxyConfig>(&spec),
-                _ => continue,
-            };
-            match r {
-                Err(e) => println!(
-                    "DECODE-FAIL {} #{} {}: {e}",
-                    d["file"], d["index"], d["kind"]
-                ),
-                Ok(v) if !v.is_empty() => {
-                    println!("INVALID {} #{} {}: {v:?}", d["file"], d["index"], d["kind"])
-                }
-                Ok(_) => {}
-            }
-        }
-    }
-}

@@ -182,19 +182,8 @@ fn path_template_error(p: &str) -> Result<(), String> {
         }
         rest = &rest[open + close + 1..];
     }
-    let outside_braces: String = {
-        let mut s = String::new();
-        let mut depth = 0u32;
-        for c in p.chars() {
-            match c {
-                '{' => depth += 1,
-                '}' => depth = depth.saturating_sub(1),
-                _ if depth == 0 => s.push(c),
-                _ => {}
-            }
-        }
-        s
-    };
+    // With the operators gone, any `*` left is a bare glob, which templates do not allow.
+    let outside_braces = p.replace(MATCH_ANY, "").replace(MATCH_ONE, "");
     if outside_braces.contains('*') {
         return Err(format!(
             "invalid path template {p:?}: use {{*}} or {{**}} instead of a bare *"
