@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use weft_api::{Body, Kind, Resource};
+use weft_api::{Body, Kind, Resource, Spec};
 
 use crate::hosts;
 
@@ -106,6 +106,13 @@ impl<'a> Snapshot<'a> {
 
     pub fn of_kind(&self, kind: Kind) -> &[&'a Resource] {
         self.by_kind.get(&kind).map_or(&[], Vec::as_slice)
+    }
+
+    /// Decoded resources of `T`'s kind with their typed bodies.
+    pub fn typed<T: Spec + 'a>(&self) -> impl Iterator<Item = (&'a Resource, &'a T)> + '_ {
+        self.of_kind(T::KIND)
+            .iter()
+            .filter_map(|r| r.spec::<T>().map(|s| (*r, s)))
     }
 
     /// A resource by kind name, namespace and name.

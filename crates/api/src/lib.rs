@@ -17,4 +17,4 @@ pub mod yaml;
 
 pub use kinds::Kind;
 pub use load::{LoadError, Loaded, load_paths};
-pub use resource::{Body, ObjectMeta, Origin, Resource};
+pub use resource::{Body, ObjectMeta, Origin, Resource, Spec};

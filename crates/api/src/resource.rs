@@ -76,6 +76,51 @@ pub enum Body {
     Invalid,
 }
 
+/// A typed body that can be read out of a `Body` (Istio kinds and the
+/// Kubernetes objects we model).
+pub trait Spec: Sized {
+    const KIND: Kind;
+    fn of(body: &Body) -> Option<&Self>;
+}
+
+macro_rules! spec_kinds {
+    ($($variant:ident => $ty:ty),* $(,)?) => {
+        $(impl Spec for $ty {
+            const KIND: Kind = Kind::$variant;
+            fn of(body: &Body) -> Option<&Self> {
+                match body {
+                    Body::$variant(b) => Some(b),
+                    _ => None,
+                }
+            }
+        })*
+    };
+}
+
+spec_kinds! {
+    VirtualService => VirtualService,
+    DestinationRule => DestinationRule,
+    Gateway => Gateway,
+    ServiceEntry => ServiceEntry,
+    Sidecar => Sidecar,
+    WorkloadEntry => WorkloadEntry,
+    WorkloadGroup => WorkloadGroup,
+    EnvoyFilter => EnvoyFilter,
+    ProxyConfig => ProxyConfig,
+    PeerAuthentication => PeerAuthentication,
+    RequestAuthentication => RequestAuthentication,
+    AuthorizationPolicy => AuthorizationPolicy,
+    Telemetry => Telemetry,
+    WasmPlugin => WasmPlugin,
+    Service => Service,
+    Pod => Pod,
+    Namespace => Namespace,
+    EndpointSlice => EndpointSlice,
+    Secret => Secret,
+    Deployment => Deployment,
+    ConfigMap => ConfigMap,
+}
+
 /// One resource from one document (or one item of a `kind: List`).
 #[derive(Clone, Debug)]
 pub struct Resource {
@@ -135,6 +180,11 @@ impl Resource {
             file: self.origin.file.clone(),
             line: self.line_of(path),
         }
+    }
+
+    /// The typed body, when this resource is of `T`'s kind and decoded.
+    pub fn spec<T: Spec>(&self) -> Option<&T> {
+        T::of(&self.body)
     }
 
     pub fn is(&self, kind: Kind) -> bool {

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 
 use weft_api::validate::FieldPath;
-use weft_api::{Body, Kind, Resource};
+use weft_api::{Kind, Resource};
 
 use crate::messages::INEFFECTIVE_POLICY;
 use crate::{Analysis, Analyzer, Reporter};
+use weft_api::networking::Sidecar;
 
 pub const ANALYZERS: &[Analyzer] = &[Analyzer {
     name: "sidecar.SelectorAnalyzer",
@@ -41,8 +42,7 @@ pub fn namespace_in_ambient(ns: &Resource) -> bool {
 }
 
 fn run(a: &Analysis, out: &mut Reporter) {
-    for r in a.snapshot.of_kind(Kind::Sidecar) {
-        let Body::Sidecar(sc) = &r.body else { continue };
+    for (r, sc) in a.snapshot.typed::<Sidecar>() {
         let selector: Option<&BTreeMap<String, String>> = sc
             .workload_selector
             .as_ref()

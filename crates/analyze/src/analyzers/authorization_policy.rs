@@ -25,10 +25,7 @@ const INJECTION_LABEL: &str = "istio-injection";
 
 fn run(a: &Analysis, out: &mut Reporter) {
     let mesh_workloads = mesh_workload_labels(a);
-    for r in a.snapshot.of_kind(Kind::AuthorizationPolicy) {
-        let Body::AuthorizationPolicy(ap) = &r.body else {
-            continue;
-        };
+    for (r, ap) in a.snapshot.typed::<AuthorizationPolicy>() {
         no_matching_workloads(a, r, ap, &mesh_workloads, out);
         namespaces_not_found(a, r, ap, out);
     }

@@ -3,13 +3,13 @@
 
 use weft_api::networking::destination_rule::{ClientTLSMode, ClientTLSSettings};
 use weft_api::validate::FieldPath;
-use weft_api::{Body, Kind};
 
 use crate::messages::{
     NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL,
     NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL,
 };
 use crate::{Analysis, Analyzer, Reporter};
+use weft_api::networking::DestinationRule;
 
 pub const ANALYZERS: &[Analyzer] = &[Analyzer {
     name: "destinationrule.CaCertificateAnalyzer",
@@ -33,10 +33,7 @@ fn unverified(tls: Option<&ClientTLSSettings>, has_selector: bool) -> Option<&'s
 }
 
 fn run(a: &Analysis, out: &mut Reporter) {
-    for r in a.snapshot.of_kind(Kind::DestinationRule) {
-        let Body::DestinationRule(dr) = &r.body else {
-            continue;
-        };
+    for (r, dr) in a.snapshot.typed::<DestinationRule>() {
         let Some(policy) = &dr.traffic_policy else {
             continue;
         };

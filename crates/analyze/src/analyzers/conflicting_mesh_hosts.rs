@@ -3,13 +3,14 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use weft_api::Resource;
 use weft_api::validate::FieldPath;
-use weft_api::{Body, Kind, Resource};
 
 use crate::hosts;
 use crate::messages::CONFLICTING_MESH_GATEWAY_VIRTUAL_SERVICE_HOSTS;
 use crate::snapshot::export_scopes;
 use crate::{Analysis, Analyzer, Reporter};
+use weft_api::networking::VirtualService;
 
 pub const ANALYZERS: &[Analyzer] = &[Analyzer {
     name: "virtualservice.ConflictingMeshGatewayHostsAnalyzer",
@@ -19,10 +20,7 @@ pub const ANALYZERS: &[Analyzer] = &[Analyzer {
 fn run(a: &Analysis, out: &mut Reporter) {
     // (scope, fqdn) -> VirtualServices; BTreeMap keeps the output stable.
     let mut by_host: BTreeMap<(String, String), Vec<&Resource>> = BTreeMap::new();
-    for r in a.snapshot.of_kind(Kind::VirtualService) {
-        let Body::VirtualService(vs) = &r.body else {
-            continue;
-        };
+    for (r, vs) in a.snapshot.typed::<VirtualService>() {
         let bound_to_mesh = vs.gateways.is_empty() || vs.gateways.iter().any(|g| g == "mesh");
         if !bound_to_mesh {
             continue;

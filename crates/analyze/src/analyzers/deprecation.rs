@@ -1,11 +1,14 @@
 //! `deprecation.DeprecationAnalyzer`: deprecated fields that still load (IST0002).
 
+use weft_api::Resource;
 use weft_api::networking::destination_rule::SimpleLB;
 use weft_api::validate::FieldPath;
-use weft_api::{Body, Kind, Resource};
 
 use crate::messages::DEPRECATED;
 use crate::{Analysis, Analyzer, Reporter};
+use weft_api::networking::DestinationRule;
+use weft_api::networking::Sidecar;
+use weft_api::networking::VirtualService;
 
 pub const ANALYZERS: &[Analyzer] = &[Analyzer {
     name: "deprecation.DeprecationAnalyzer",
@@ -31,10 +34,7 @@ fn replaced(r: &Resource, path: FieldPath, old: &str, new: &str, out: &mut Repor
 
 fn run(a: &Analysis, out: &mut Reporter) {
     let spec = FieldPath::root("spec");
-    for r in a.snapshot.of_kind(Kind::VirtualService) {
-        let Body::VirtualService(vs) = &r.body else {
-            continue;
-        };
+    for (r, vs) in a.snapshot.typed::<VirtualService>() {
         for (i, h) in vs.http.iter().enumerate() {
             let rule = spec.field("http").index(i);
             if let Some(delay) = h.fault.as_ref().and_then(|f| f.delay.as_ref())
@@ -73,8 +73,7 @@ fn run(a: &Analysis, out: &mut Reporter) {
             }
         }
     }
-    for r in a.snapshot.of_kind(Kind::Sidecar) {
-        let Body::Sidecar(sc) = &r.body else { continue };
+    for (r, sc) in a.snapshot.typed::<Sidecar>() {
         if sc
             .outbound_traffic_policy
             .as_ref()
@@ -88,10 +87,7 @@ fn run(a: &Analysis, out: &mut Reporter) {
             );
         }
     }
-    for r in a.snapshot.of_kind(Kind::DestinationRule) {
-        let Body::DestinationRule(dr) = &r.body else {
-            continue;
-        };
+    for (r, dr) in a.snapshot.typed::<DestinationRule>() {
         let Some(policy) = &dr.traffic_policy else {
             continue;
         };

@@ -4,12 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use weft_api::Body;
 use weft_api::validate::FieldPath;
-use weft_api::{Body, Kind};
 
 use crate::messages::{DESTINATION_RULE_SUBSET_NOT_SELECT_PODS, UNKNOWN_DESTINATION_RULE_HOST};
 use crate::snapshot::Workload;
 use crate::{Analysis, Analyzer, Reporter};
+use weft_api::networking::DestinationRule;
 
 pub const ANALYZERS: &[Analyzer] = &[Analyzer {
     name: "destinationrule.SubsetSelectPodAnalyzer",
@@ -31,10 +32,7 @@ fn run(a: &Analysis, out: &mut Reporter) {
         .filter(|r| r.kind_name == "Node")
         .map(|r| (r.meta.name.as_str(), &r.meta.labels))
         .collect();
-    for r in a.snapshot.of_kind(Kind::DestinationRule) {
-        let Body::DestinationRule(dr) = &r.body else {
-            continue;
-        };
+    for (r, dr) in a.snapshot.typed::<DestinationRule>() {
         if dr.host.is_empty() {
             continue;
         }

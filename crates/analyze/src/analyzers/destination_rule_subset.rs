@@ -3,11 +3,11 @@
 
 use std::collections::HashSet;
 
-use weft_api::{Body, Kind};
-
 use super::destination_host::{mirror_destinations, route_destinations};
 use crate::messages::REFERENCED_RESOURCE_NOT_FOUND;
 use crate::{Analysis, Analyzer, Reporter};
+use weft_api::networking::DestinationRule;
+use weft_api::networking::VirtualService;
 
 pub const ANALYZERS: &[Analyzer] = &[Analyzer {
     name: "virtualservice.DestinationRuleAnalyzer",
@@ -18,10 +18,7 @@ fn run(a: &Analysis, out: &mut Reporter) {
     let snap = &a.snapshot;
     // (fqdn host, subset) pairs that some DestinationRule defines.
     let mut defined: HashSet<(String, String)> = HashSet::new();
-    for r in snap.of_kind(Kind::DestinationRule) {
-        let Body::DestinationRule(dr) = &r.body else {
-            continue;
-        };
+    for (r, dr) in snap.typed::<DestinationRule>() {
         let host = snap.fqdn(&dr.host, &r.meta.namespace);
         for s in &dr.subsets {
             defined.insert((host.clone(), s.name.clone()));
@@ -32,10 +29,7 @@ fn run(a: &Analysis, out: &mut Reporter) {
             .iter()
             .any(|(h, s)| s == subset && h.starts_with('*') && crate::hosts::matches(h, host))
     };
-    for r in snap.of_kind(Kind::VirtualService) {
-        let Body::VirtualService(vs) = &r.body else {
-            continue;
-        };
+    for (r, vs) in snap.typed::<VirtualService>() {
         for d in route_destinations(vs)
             .into_iter()
             .chain(mirror_destinations(vs))

@@ -4,9 +4,9 @@
 //! (IST0151), made worse when a `proxyVersion` match changes that order across an
 //! upgrade (IST0155).
 
+use weft_api::Resource;
 use weft_api::networking::envoy_filter::{ApplyTo, EnvoyConfigObjectPatch, EnvoyFilter, Operation};
 use weft_api::validate::FieldPath;
-use weft_api::{Body, Kind, Resource};
 
 use crate::messages::{
     ENVOY_FILTER_USES_ADD_OPERATION_INCORRECTLY, ENVOY_FILTER_USES_RELATIVE_OPERATION,
@@ -34,10 +34,7 @@ fn run(a: &Analysis, out: &mut Reporter) {
     // (of this and of previously analyzed filters): a later relative patch of the
     // same object is ordered differently once proxies are upgraded.
     let mut versioned_names: Vec<String> = Vec::new();
-    for r in a.snapshot.of_kind(Kind::EnvoyFilter) {
-        let Body::EnvoyFilter(ef) = &r.body else {
-            continue;
-        };
+    for (r, ef) in a.snapshot.typed::<EnvoyFilter>() {
         analyze_filter(r, ef, &mut versioned_names, out);
     }
 }

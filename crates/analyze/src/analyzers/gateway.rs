@@ -34,16 +34,6 @@ pub const ANALYZERS: &[Analyzer] = &[
     },
 ];
 
-fn gateways<'a>(a: &'a Analysis) -> impl Iterator<Item = (&'a Resource, &'a Gateway)> {
-    a.snapshot
-        .of_kind(Kind::Gateway)
-        .iter()
-        .filter_map(|r| match &r.body {
-            Body::Gateway(g) => Some((*r, g.as_ref())),
-            _ => None,
-        })
-}
-
 /// Gateway selectors search workloads in every namespace (Istio's default).
 fn selected<'a, 's>(
     a: &'s Analysis<'a>,
@@ -79,7 +69,7 @@ fn service_selects(svc: &Service, w: &Workload) -> bool {
 }
 
 fn ports(a: &Analysis, out: &mut Reporter) {
-    for (r, gw) in gateways(a) {
+    for (r, gw) in a.snapshot.typed::<Gateway>() {
         let workloads: Vec<&Workload> = selected(a, gw).collect();
         if workloads.is_empty() {
             report_no_workload(r, gw, out);
@@ -124,48 +114,57 @@ fn ports(a: &Analysis, out: &mut Reporter) {
     }
 }
 
+/// The namespace credentials are read in: that of the gateway's workloads, not
+/// of the Gateway resource. Pods decide when there are any; Deployments and
+/// WorkloadEntries stand in otherwise.
+pub(super) fn credential_namespace(a: &Analysis, gw: &Gateway) -> Option<String> {
+    let workloads: Vec<&Workload> = selected(a, gw).collect();
+    workloads
+        .iter()
+        .find(|w| w.kind == WorkloadKind::Pod)
+        .or_else(|| workloads.first())
+        .map(|w| w.namespace.clone())
+}
+
+/// Every credential a gateway names (`credentialName`, `credentialNames[]`),
+/// with the path of the field naming it.
+pub(super) fn credential_refs(gw: &Gateway) -> Vec<(FieldPath, &str)> {
+    let mut refs = Vec::new();
+    for (i, server) in gw.servers.iter().enumerate() {
+        let Some(tls) = &server.tls else { continue };
+        let tls_path = FieldPath::root("spec")
+            .field("servers")
+            .index(i)
+            .field("tls");
+        if !tls.credential_name.is_empty() {
+            refs.push((
+                tls_path.field("credentialName"),
+                tls.credential_name.as_str(),
+            ));
+        }
+        for (j, name) in tls.credential_names.iter().enumerate() {
+            if !name.is_empty() {
+                refs.push((tls_path.field("credentialNames").index(j), name.as_str()));
+            }
+        }
+    }
+    refs
+}
+
 fn secrets(a: &Analysis, out: &mut Reporter) {
-    for (r, gw) in gateways(a) {
-        // Credentials are read in the namespace of the gateway's pods, not of the
-        // Gateway resource. Pods are what Istio looks at; Deployments and
-        // WorkloadEntries stand in when no pod is given.
-        let workloads: Vec<&Workload> = selected(a, gw).collect();
-        let Some(workload) = workloads
-            .iter()
-            .find(|w| w.kind == WorkloadKind::Pod)
-            .or_else(|| workloads.first())
-        else {
+    for (r, gw) in a.snapshot.typed::<Gateway>() {
+        let Some(ns) = credential_namespace(a, gw) else {
             report_no_workload(r, gw, out);
             continue;
         };
-        for (i, server) in gw.servers.iter().enumerate() {
-            let Some(tls) = &server.tls else { continue };
-            let tls_path = FieldPath::root("spec")
-                .field("servers")
-                .index(i)
-                .field("tls");
-            let names = std::iter::once((tls_path.field("credentialName"), &tls.credential_name))
-                .chain(
-                    tls.credential_names
-                        .iter()
-                        .enumerate()
-                        .map(|(j, n)| (tls_path.field("credentialNames").index(j), n)),
+        for (path, name) in credential_refs(gw) {
+            if a.snapshot.get("Secret", &ns, name).is_none() {
+                out.report(
+                    REFERENCED_RESOURCE_NOT_FOUND,
+                    r,
+                    Some(&path),
+                    format!("Referenced credentialName not found: {name:?}"),
                 );
-            for (path, name) in names {
-                if name.is_empty() {
-                    continue;
-                }
-                if a.snapshot
-                    .get("Secret", &workload.namespace, name)
-                    .is_none()
-                {
-                    out.report(
-                        REFERENCED_RESOURCE_NOT_FOUND,
-                        r,
-                        Some(&path),
-                        format!("Referenced credentialName not found: {name:?}"),
-                    );
-                }
             }
         }
     }
@@ -176,7 +175,7 @@ fn secrets(a: &Analysis, out: &mut Reporter) {
 /// same port and bind, and list an identical host (wildcard overlap is fine:
 /// the more specific host wins).
 fn conflicts(a: &Analysis, out: &mut Reporter) {
-    let all: Vec<(&Resource, &Gateway)> = gateways(a).collect();
+    let all: Vec<(&Resource, &Gateway)> = a.snapshot.typed::<Gateway>().collect();
     for (r, gw) in &all {
         for server in &gw.servers {
             let Some(port) = &server.port else { continue };

@@ -10,12 +10,12 @@ use k8s_openapi::api::core::v1::Secret;
 use weft_api::networking::Gateway;
 use weft_api::networking::gateway::ServerTLSSettings;
 use weft_api::validate::FieldPath;
-use weft_api::{Body, Kind, Resource};
+use weft_api::{Body, Resource};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
+use super::gateway::{credential_namespace, credential_refs};
 use crate::messages::{GATEWAY_DUPLICATE_CERTIFICATE, INVALID_GATEWAY_CREDENTIAL};
-use crate::snapshot::WorkloadKind;
 use crate::{Analysis, Analyzer, Reporter};
 
 pub const ANALYZERS: &[Analyzer] = &[
@@ -29,16 +29,6 @@ pub const ANALYZERS: &[Analyzer] = &[
     },
 ];
 
-fn gateways<'a>(a: &'a Analysis) -> impl Iterator<Item = (&'a Resource, &'a Gateway)> {
-    a.snapshot
-        .of_kind(Kind::Gateway)
-        .iter()
-        .filter_map(|r| match &r.body {
-            Body::Gateway(g) => Some((*r, g.as_ref())),
-            _ => None,
-        })
-}
-
 fn full_name(r: &Resource) -> String {
     format!("{}/{}", r.meta.namespace, r.meta.name)
 }
@@ -47,7 +37,7 @@ fn full_name(r: &Resource) -> String {
 /// Envoy lets HTTP/2 clients reuse a connection for any host the certificate
 /// covers, and the second gateway's hosts then get 404s.
 fn duplicate_certificates(a: &Analysis, out: &mut Reporter) {
-    let all: Vec<(&Resource, &Gateway)> = gateways(a).collect();
+    let all: Vec<(&Resource, &Gateway)> = a.snapshot.typed::<Gateway>().collect();
     for (r, gw) in &all {
         // Every gateway whose selector includes this one's selects (a subset of)
         // the same workloads; an empty selector selects them all.
@@ -100,58 +90,28 @@ fn same_certificate(a: &ServerTLSSettings, b: &ServerTLSSettings) -> bool {
 /// or a selector that selects nothing, is the other half of `gateway.SecretAnalyzer`
 /// (IST0101) and is not reported here.
 fn credentials(a: &Analysis, out: &mut Reporter) {
-    for (r, gw) in gateways(a) {
-        // Credentials are read in the namespace of the gateway's pods, not of the
-        // Gateway resource; pods decide when there are any.
-        let selected: Vec<_> = a
-            .snapshot
-            .workloads
-            .iter()
-            .filter(|w| w.selected_by(&gw.selector))
-            .collect();
-        let Some(workload) = selected
-            .iter()
-            .find(|w| w.kind == WorkloadKind::Pod)
-            .or_else(|| selected.first())
-        else {
+    for (r, gw) in a.snapshot.typed::<Gateway>() {
+        let Some(ns) = credential_namespace(a, gw) else {
             continue;
         };
-        let ns = workload.namespace.as_str();
-        for (i, server) in gw.servers.iter().enumerate() {
-            let Some(tls) = &server.tls else { continue };
-            let tls_path = FieldPath::root("spec")
-                .field("servers")
-                .index(i)
-                .field("tls");
-            let names = std::iter::once((tls_path.field("credentialName"), &tls.credential_name))
-                .chain(
-                    tls.credential_names
-                        .iter()
-                        .enumerate()
-                        .map(|(j, n)| (tls_path.field("credentialNames").index(j), n)),
+        for (path, name) in credential_refs(gw) {
+            let Some(secret) = a.snapshot.get("Secret", &ns, name) else {
+                continue;
+            };
+            let problem = match &secret.body {
+                Body::Secret(s) => credential_problem(s, now()).err(),
+                _ => Some("the Secret could not be read".to_string()),
+            };
+            if let Some(problem) = problem {
+                out.report(
+                    INVALID_GATEWAY_CREDENTIAL,
+                    r,
+                    Some(&path),
+                    format!(
+                        "The credential referenced by the Gateway {} in namespace {ns} is invalid, which can cause the traffic not to work as expected ({problem}).",
+                        r.meta.name
+                    ),
                 );
-            for (path, name) in names {
-                if name.is_empty() {
-                    continue;
-                }
-                let Some(secret) = a.snapshot.get("Secret", ns, name) else {
-                    continue;
-                };
-                let problem = match &secret.body {
-                    Body::Secret(s) => credential_problem(s, now()).err(),
-                    _ => Some("the Secret could not be read".to_string()),
-                };
-                if let Some(problem) = problem {
-                    out.report(
-                        INVALID_GATEWAY_CREDENTIAL,
-                        r,
-                        Some(&path),
-                        format!(
-                            "The credential referenced by the Gateway {} in namespace {ns} is invalid, which can cause the traffic not to work as expected ({problem}).",
-                            r.meta.name
-                        ),
-                    );
-                }
             }
         }
     }

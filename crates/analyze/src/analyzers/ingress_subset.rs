@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 
 use weft_api::networking::VirtualService;
 use weft_api::validate::FieldPath;
-use weft_api::{Body, Kind, Resource};
 
 use crate::messages::INGRESS_ROUTE_RULES_NOT_AFFECTED;
 use crate::{Analysis, Analyzer, Reporter};
@@ -18,23 +17,11 @@ pub const ANALYZERS: &[Analyzer] = &[Analyzer {
     run,
 }];
 
-fn virtual_services<'a>(
-    a: &'a Analysis,
-) -> impl Iterator<Item = (&'a Resource, &'a VirtualService)> {
-    a.snapshot
-        .of_kind(Kind::VirtualService)
-        .iter()
-        .filter_map(|r| match &r.body {
-            Body::VirtualService(vs) => Some((*r, vs.as_ref())),
-            _ => None,
-        })
-}
-
 fn run(a: &Analysis, out: &mut Reporter) {
     // (host fqdn, namespace, name) of VirtualServices that split one of their own
     // hosts into subsets.
     let mut subset_routed: BTreeSet<(String, &str, &str)> = BTreeSet::new();
-    for (r, vs) in virtual_services(a) {
+    for (r, vs) in a.snapshot.typed::<VirtualService>() {
         let own_hosts: Vec<String> = vs
             .hosts
             .iter()
@@ -52,7 +39,7 @@ fn run(a: &Analysis, out: &mut Reporter) {
             }
         }
     }
-    for (r, vs) in virtual_services(a) {
+    for (r, vs) in a.snapshot.typed::<VirtualService>() {
         // Only gateway traffic bypasses the sidecar-side subset routing; a VirtualService
         // bound to no gateway (or only to `mesh`) is sidecar traffic.
         if vs.gateways.iter().all(|g| g == "mesh") {

@@ -4,10 +4,10 @@
 //! and existence follow the Kubernetes Gateway's listeners and may change.
 
 use weft_api::validate::FieldPath;
-use weft_api::{Body, Kind};
 
 use crate::messages::REFERENCED_INTERNAL_GATEWAY;
 use crate::{Analysis, Analyzer, Reporter};
+use weft_api::networking::VirtualService;
 
 pub const ANALYZERS: &[Analyzer] = &[Analyzer {
     name: "virtualservice.GatewayAnalyzer",
@@ -28,10 +28,7 @@ pub fn is_internal_gateway_reference(reference: &str) -> bool {
 }
 
 fn run(a: &Analysis, out: &mut Reporter) {
-    for r in a.snapshot.of_kind(Kind::VirtualService) {
-        let Body::VirtualService(vs) = &r.body else {
-            continue;
-        };
+    for (r, vs) in a.snapshot.typed::<VirtualService>() {
         for (i, gw) in vs.gateways.iter().enumerate() {
             if !is_internal_gateway_reference(gw) {
                 continue;

@@ -4,11 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use weft_api::{Body, Kind};
+use weft_api::Body;
 
 use super::vs_gateway::gateway_key;
 use crate::messages::JWT_CLAIM_BASED_ROUTING_WITHOUT_REQUEST_AUTHN;
 use crate::{Analysis, Analyzer, Reporter};
+use weft_api::networking::VirtualService;
+use weft_api::security::RequestAuthentication;
 
 pub const ANALYZERS: &[Analyzer] = &[Analyzer {
     name: "virtualservice.JWTClaimRouteAnalyzer",
@@ -20,10 +22,7 @@ const CLAIM_HEADER_PREFIX: &str = "@request.auth.claims";
 fn run(a: &Analysis, out: &mut Reporter) {
     // namespace -> selectors of its RequestAuthentications (empty = whole namespace)
     let mut authn: BTreeMap<&str, Vec<BTreeMap<String, String>>> = BTreeMap::new();
-    for r in a.snapshot.of_kind(Kind::RequestAuthentication) {
-        let Body::RequestAuthentication(ra) = &r.body else {
-            continue;
-        };
+    for (r, ra) in a.snapshot.typed::<RequestAuthentication>() {
         let selector = ra
             .selector
             .as_ref()
@@ -35,10 +34,7 @@ fn run(a: &Analysis, out: &mut Reporter) {
             .push(selector);
     }
     let root = a.snapshot.root_namespace.as_str();
-    for r in a.snapshot.of_kind(Kind::VirtualService) {
-        let Body::VirtualService(vs) = &r.body else {
-            continue;
-        };
+    for (r, vs) in a.snapshot.typed::<VirtualService>() {
         let Some(claim_key) = vs
             .http
             .iter()

@@ -4,12 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use weft_api::Resource;
 use weft_api::validate::FieldPath;
-use weft_api::{Body, Kind, Resource};
 
 use crate::messages::{CONFLICTING_SERVICE_ENTRY_PROTOCOL, SERVICE_ENTRY_ADDRESSES_REQUIRED};
 use crate::snapshot::export_scopes;
 use crate::{Analysis, Analyzer, Reporter};
+use weft_api::networking::ServiceEntry;
 
 pub const ANALYZERS: &[Analyzer] = &[
     Analyzer {
@@ -28,10 +29,7 @@ fn addresses_required(a: &Analysis, out: &mut Reporter) {
     let dns_capture = a.mesh.proxy_metadata("ISTIO_META_DNS_CAPTURE") == Some("true");
     let agent_allocates =
         dns_capture && a.mesh.proxy_metadata("ISTIO_META_DNS_AUTO_ALLOCATE") == Some("true");
-    for r in a.snapshot.of_kind(Kind::ServiceEntry) {
-        let Body::ServiceEntry(se) = &r.body else {
-            continue;
-        };
+    for (r, se) in a.snapshot.typed::<ServiceEntry>() {
         let status_allocated = r
             .raw
             .pointer("/status/addresses")
@@ -58,10 +56,7 @@ type ScopedPort = (String, String, u32);
 
 fn conflicting_protocols(a: &Analysis, out: &mut Reporter) {
     let mut index: BTreeMap<ScopedPort, Vec<(String, &Resource)>> = BTreeMap::new();
-    for r in a.snapshot.of_kind(Kind::ServiceEntry) {
-        let Body::ServiceEntry(se) = &r.body else {
-            continue;
-        };
+    for (r, se) in a.snapshot.typed::<ServiceEntry>() {
         for scope in export_scopes(&se.export_to, &r.meta.namespace) {
             for h in &se.hosts {
                 for p in &se.ports {

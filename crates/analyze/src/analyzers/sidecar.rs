@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use weft_api::Resource;
 use weft_api::validate::FieldPath;
-use weft_api::{Body, Kind, Resource};
 
 use super::ambient::{namespace_in_ambient, pod_in_ambient};
 use crate::messages::{
@@ -14,6 +14,7 @@ use crate::messages::{
     REFERENCED_RESOURCE_NOT_FOUND,
 };
 use crate::{Analysis, Analyzer, Reporter, hosts};
+use weft_api::networking::Sidecar;
 
 pub const ANALYZERS: &[Analyzer] = &[
     Analyzer {
@@ -49,8 +50,7 @@ fn in_ambient_namespace(a: &Analysis, ns: &str) -> bool {
 fn selectors(a: &Analysis, out: &mut Reporter) {
     // workload (kind, ns, name) -> Sidecars selecting it
     let mut by_workload: BTreeMap<(String, String), Vec<&Resource>> = BTreeMap::new();
-    for r in a.snapshot.of_kind(Kind::Sidecar) {
-        let Body::Sidecar(sc) = &r.body else { continue };
+    for (r, sc) in a.snapshot.typed::<Sidecar>() {
         let Some(labels) = sc
             .workload_selector
             .as_ref()
@@ -106,8 +106,7 @@ fn selectors(a: &Analysis, out: &mut Reporter) {
 
 fn default_selectors(a: &Analysis, out: &mut Reporter) {
     let mut by_ns: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
-    for r in a.snapshot.of_kind(Kind::Sidecar) {
-        let Body::Sidecar(sc) = &r.body else { continue };
+    for (r, sc) in a.snapshot.typed::<Sidecar>() {
         if sc
             .workload_selector
             .as_ref()
@@ -139,8 +138,7 @@ fn default_selectors(a: &Analysis, out: &mut Reporter) {
 /// that namespace (or any namespace for `*`). Wildcard names import whatever
 /// exists, so they are never reported.
 fn egress_hosts(a: &Analysis, out: &mut Reporter) {
-    for r in a.snapshot.of_kind(Kind::Sidecar) {
-        let Body::Sidecar(sc) = &r.body else { continue };
+    for (r, sc) in a.snapshot.typed::<Sidecar>() {
         for (i, egress) in sc.egress.iter().enumerate() {
             for (j, entry) in egress.hosts.iter().enumerate() {
                 let Some((ns, host)) = entry.split_once('/') else {

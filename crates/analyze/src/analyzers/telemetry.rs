@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use weft_api::Resource;
 use weft_api::telemetry::Telemetry;
 use weft_api::validate::FieldPath;
-use weft_api::{Body, Kind, Resource};
 
 use super::sidecar::selector_string;
 use crate::messages::{
@@ -32,16 +32,6 @@ pub const ANALYZERS: &[Analyzer] = &[
     },
 ];
 
-fn telemetries<'a>(a: &'a Analysis) -> impl Iterator<Item = (&'a Resource, &'a Telemetry)> {
-    a.snapshot
-        .of_kind(Kind::Telemetry)
-        .iter()
-        .filter_map(|r| match &r.body {
-            Body::Telemetry(t) => Some((*r, t.as_ref())),
-            _ => None,
-        })
-}
-
 fn providers(a: &Analysis, out: &mut Reporter) {
     if a.mesh
         .default_providers
@@ -50,7 +40,7 @@ fn providers(a: &Analysis, out: &mut Reporter) {
     {
         return;
     }
-    for (r, t) in telemetries(a) {
+    for (r, t) in a.snapshot.typed::<Telemetry>() {
         for (i, l) in t.access_logging.iter().enumerate() {
             if l.providers.is_empty() && l.disabled != Some(true) {
                 out.report(
@@ -76,7 +66,7 @@ fn selector_of(t: &Telemetry) -> Option<&BTreeMap<String, String>> {
 
 fn selectors(a: &Analysis, out: &mut Reporter) {
     let mut by_workload: BTreeMap<(String, String), Vec<&Resource>> = BTreeMap::new();
-    for (r, t) in telemetries(a) {
+    for (r, t) in a.snapshot.typed::<Telemetry>() {
         let Some(labels) = selector_of(t) else {
             continue;
         };
@@ -123,7 +113,7 @@ fn selectors(a: &Analysis, out: &mut Reporter) {
 
 fn default_selectors(a: &Analysis, out: &mut Reporter) {
     let mut by_ns: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
-    for (r, t) in telemetries(a) {
+    for (r, t) in a.snapshot.typed::<Telemetry>() {
         if selector_of(t).is_none() && t.target_refs.is_empty() && t.target_ref.is_none() {
             by_ns.entry(r.meta.namespace.as_str()).or_default().push(r);
         }

@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 
 use weft_api::validate::FieldPath;
-use weft_api::{Body, Kind};
 
 use crate::messages::DEPRECATED;
 use crate::{Analysis, Analyzer, Reporter};
+use weft_api::telemetry::Telemetry;
 
 pub const ANALYZERS: &[Analyzer] = &[Analyzer {
     name: "telemetry.LightstepAnalyzer",
@@ -25,10 +25,7 @@ fn run(a: &Analysis, out: &mut Reporter) {
     if lightstep.is_empty() {
         return;
     }
-    for r in a.snapshot.of_kind(Kind::Telemetry) {
-        let Body::Telemetry(t) = &r.body else {
-            continue;
-        };
+    for (r, t) in a.snapshot.typed::<Telemetry>() {
         for (i, tracing) in t.tracing.iter().enumerate() {
             for (j, provider) in tracing.providers.iter().enumerate() {
                 if !lightstep.contains(provider.name.as_str()) {

@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use weft_api::Resource;
 use weft_api::validate::FieldPath;
-use weft_api::{Body, Kind, Resource};
 
 use crate::messages::{VIRTUAL_SERVICE_INEFFECTIVE_MATCH, VIRTUAL_SERVICE_UNREACHABLE_RULE};
 use crate::{Analysis, Analyzer, Reporter};
+use weft_api::networking::VirtualService;
 
 pub const ANALYZERS: &[Analyzer] = &[Analyzer {
     name: "schema.ValidationAnalyzer.VirtualService",
@@ -78,10 +79,7 @@ fn is_default(v: &serde_json::Value) -> bool {
 }
 
 fn run(a: &Analysis, out: &mut Reporter) {
-    for r in a.snapshot.of_kind(Kind::VirtualService) {
-        let Body::VirtualService(vs) = &r.body else {
-            continue;
-        };
+    for (r, vs) in a.snapshot.typed::<VirtualService>() {
         let http = vs
             .http
             .iter()

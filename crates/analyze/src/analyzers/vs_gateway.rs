@@ -1,14 +1,15 @@
 //! `virtualservice.GatewayAnalyzer`: gateways a VirtualService binds to exist
 //! (IST0101) and serve at least one of its hosts (IST0132).
 
+use weft_api::Body;
 use weft_api::networking::Gateway;
 use weft_api::validate::FieldPath;
-use weft_api::{Body, Kind};
 
 use super::internal_gateway::is_internal_gateway_reference;
 use crate::hosts;
 use crate::messages::{REFERENCED_RESOURCE_NOT_FOUND, VIRTUAL_SERVICE_HOST_NOT_FOUND_IN_GATEWAY};
 use crate::{Analysis, Analyzer, Reporter};
+use weft_api::networking::VirtualService;
 
 pub const ANALYZERS: &[Analyzer] = &[Analyzer {
     name: "virtualservice.GatewayAnalyzer",
@@ -38,10 +39,7 @@ pub fn gateway_key<'s>(reference: &'s str, default_ns: &'s str) -> (&'s str, &'s
 }
 
 fn run(a: &Analysis, out: &mut Reporter) {
-    for r in a.snapshot.of_kind(Kind::VirtualService) {
-        let Body::VirtualService(vs) = &r.body else {
-            continue;
-        };
+    for (r, vs) in a.snapshot.typed::<VirtualService>() {
         let ns = r.meta.namespace.as_str();
         for (i, gw_ref) in vs.gateways.iter().enumerate() {
             if gw_ref == "mesh" {
