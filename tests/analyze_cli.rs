@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{document_ranges, repo_path, tree, weft};
+use common::{analyze, document_ranges, repo_path, tree, weft};
 
 const CLEAN: &str = r#"apiVersion: v1
 kind: Service
@@ -48,16 +48,11 @@ spec:
 #[test]
 fn clean_input_exits_zero_with_no_messages() {
     let dir = tree(&[("app.yaml", CLEAN)]);
-    let text = weft(["analyze".as_ref(), dir.path().as_os_str()]);
+    let text = analyze(&[], &[dir.path()]);
     assert_eq!(text.code, 0, "stderr: {}", text.stderr);
     assert_eq!(text.stdout, "");
     assert!(text.stderr.contains("No validation issues found"));
-    let json = weft([
-        "analyze".as_ref(),
-        "-o".as_ref(),
-        "json".as_ref(),
-        dir.path().as_os_str(),
-    ]);
+    let json = analyze(&["-o", "json"], &[dir.path()]);
     assert_eq!(json.code, 0);
     assert_eq!(json.json(), serde_json::json!([]));
 }
@@ -66,7 +61,7 @@ fn clean_input_exits_zero_with_no_messages() {
 fn errors_exit_79_with_istioctl_text_lines() {
     let dir = tree(&[("vs.yaml", BROKEN_HOST)]);
     let file = dir.path().join("vs.yaml");
-    let run = weft(["analyze".as_ref(), file.as_os_str()]);
+    let run = analyze(&[], &[&file]);
     assert_eq!(run.code, 79, "stdout: {}", run.stdout);
     let expected = format!(
         "Error [IST0101] (VirtualService shop/reviews {}:11) Referenced host not found: \"nowhere\"\n",
@@ -79,12 +74,7 @@ fn errors_exit_79_with_istioctl_text_lines() {
 fn json_and_yaml_carry_code_level_resource_and_origin() {
     let dir = tree(&[("vs.yaml", BROKEN_HOST)]);
     let file = dir.path().join("vs.yaml");
-    let run = weft([
-        "analyze".as_ref(),
-        "-o".as_ref(),
-        "json".as_ref(),
-        file.as_os_str(),
-    ]);
+    let run = analyze(&["-o", "json"], &[&file]);
     assert_eq!(run.code, 79);
     let v = run.json();
     let m = &v[0];
@@ -98,12 +88,7 @@ fn json_and_yaml_carry_code_level_resource_and_origin() {
     assert_eq!(m["origin"]["line"], 11);
     assert!(m["message"].as_str().is_some_and(|t| t.contains("nowhere")));
 
-    let yaml = weft([
-        "analyze".as_ref(),
-        "-o".as_ref(),
-        "yaml".as_ref(),
-        file.as_os_str(),
-    ]);
+    let yaml = analyze(&["-o", "yaml"], &[&file]);
     assert_eq!(yaml.code, 79);
     assert!(yaml.stdout.contains("code: IST0101"), "{}", yaml.stdout);
     assert!(yaml.stdout.contains("line: 11"), "{}", yaml.stdout);
@@ -112,8 +97,8 @@ fn json_and_yaml_carry_code_level_resource_and_origin() {
 #[test]
 fn failure_threshold_decides_the_exit_code() {
     let dir = tree(&[("se.yaml", WARNING_ONLY)]);
-    let path = dir.path().as_os_str();
-    let default = weft(["analyze".as_ref(), path]);
+    let path = dir.path();
+    let default = analyze(&[], &[path]);
     assert_eq!(
         default.code, 0,
         "a warning is below the default Error threshold"
@@ -125,44 +110,30 @@ fn failure_threshold_decides_the_exit_code() {
         "{}",
         default.stdout
     );
-    let strict = weft([
-        "analyze".as_ref(),
-        "--failure-threshold".as_ref(),
-        "Warning".as_ref(),
-        path,
-    ]);
+    let strict = analyze(&["--failure-threshold", "Warning"], &[path]);
     assert_eq!(strict.code, 79);
-    let info = weft([
-        "analyze".as_ref(),
-        "--failure-threshold".as_ref(),
-        "Info".as_ref(),
-        path,
-    ]);
+    let info = analyze(&["--failure-threshold", "Info"], &[path]);
     assert_eq!(info.code, 79);
 }
 
 #[test]
 fn output_threshold_hides_lower_levels_but_not_the_failure() {
     let dir = tree(&[("se.yaml", WARNING_ONLY), ("vs.yaml", BROKEN_HOST)]);
-    let path = dir.path().as_os_str();
-    let all = weft(["analyze".as_ref(), path]);
+    let path = dir.path();
+    let all = analyze(&[], &[path]);
     assert_eq!(all.stdout.lines().count(), 2, "{}", all.stdout);
-    let errors = weft([
-        "analyze".as_ref(),
-        "--output-threshold".as_ref(),
-        "Error".as_ref(),
-        path,
-    ]);
+    let errors = analyze(&["--output-threshold", "Error"], &[path]);
     assert_eq!(errors.stdout.lines().count(), 1);
     assert!(errors.stdout.starts_with("Error [IST0101]"));
-    let quiet = weft([
-        "analyze".as_ref(),
-        "--output-threshold".as_ref(),
-        "Error".as_ref(),
-        "--failure-threshold".as_ref(),
-        "Warning".as_ref(),
-        dir.path().join("se.yaml").as_os_str(),
-    ]);
+    let quiet = analyze(
+        &[
+            "--output-threshold",
+            "Error",
+            "--failure-threshold",
+            "Warning",
+        ],
+        &[dir.path().join("se.yaml")],
+    );
     assert_eq!(quiet.stdout, "");
     assert_eq!(
         quiet.code, 79,
@@ -173,27 +144,17 @@ fn output_threshold_hides_lower_levels_but_not_the_failure() {
 #[test]
 fn suppress_with_wildcards_and_annotation() {
     let dir = tree(&[("vs.yaml", BROKEN_HOST)]);
-    let path = dir.path().as_os_str();
+    let path = dir.path();
     for spec in [
         "IST0101=VirtualService shop/reviews",
         "IST0101=VirtualService */*",
         "*=VirtualService shop/rev*",
     ] {
-        let run = weft([
-            "analyze".as_ref(),
-            "--suppress".as_ref(),
-            spec.as_ref(),
-            path,
-        ]);
+        let run = analyze(&["--suppress", spec], &[path]);
         assert_eq!(run.code, 0, "{spec} suppresses the only message");
         assert_eq!(run.stdout, "");
     }
-    let other = weft([
-        "analyze".as_ref(),
-        "--suppress".as_ref(),
-        "IST0101=VirtualService other/*".as_ref(),
-        path,
-    ]);
+    let other = analyze(&["--suppress", "IST0101=VirtualService other/*"], &[path]);
     assert_eq!(
         other.code, 79,
         "a suppression for another namespace changes nothing"
@@ -204,7 +165,7 @@ fn suppress_with_wildcards_and_annotation() {
         "  namespace: shop\n  annotations:\n    galley.istio.io/analyze-suppress: IST0101\n",
     );
     let dir = tree(&[("vs.yaml", &annotated)]);
-    let run = weft(["analyze".as_ref(), dir.path().as_os_str()]);
+    let run = analyze(&[], &[dir.path()]);
     assert_eq!(run.code, 0, "{}", run.stdout);
 }
 
@@ -229,12 +190,7 @@ fn wrong_usage_exits_64() {
 fn unparsable_document_exits_65_and_the_rest_is_still_analyzed() {
     let text = format!("{BROKEN_HOST}---\nthis: is: not: yaml\n---\n{WARNING_ONLY}");
     let dir = tree(&[("mixed.yaml", &text)]);
-    let run = weft([
-        "analyze".as_ref(),
-        "-o".as_ref(),
-        "json".as_ref(),
-        dir.path().as_os_str(),
-    ]);
+    let run = analyze(&["-o", "json"], &[dir.path()]);
     assert_eq!(run.code, 65, "stderr: {}", run.stderr);
     let findings = run.findings();
     assert!(findings.contains(&("IST0101".into(), "VirtualService shop/reviews".into())));
@@ -260,15 +216,10 @@ fn mesh_config_flag_and_its_istioctl_spelling() {
     let dir = tree(&[("se.yaml", WARNING_ONLY), ("mesh.txt", mesh)]);
     let se = dir.path().join("se.yaml");
     let mesh = dir.path().join("mesh.txt");
-    let plain = weft(["analyze".as_ref(), se.as_os_str()]);
+    let plain = analyze(&[], &[&se]);
     assert!(plain.stdout.contains("IST0134"));
     for flag in ["--mesh-config", "--meshConfigFile"] {
-        let run = weft([
-            "analyze".as_ref(),
-            flag.as_ref(),
-            mesh.as_os_str(),
-            se.as_os_str(),
-        ]);
+        let run = analyze(&[flag], &[&mesh, &se]);
         assert_eq!(run.code, 0);
         assert_eq!(
             run.stdout, "",
@@ -276,12 +227,7 @@ fn mesh_config_flag_and_its_istioctl_spelling() {
         );
     }
     let bad = tree(&[("mesh.yaml", "rootNamespace: 5\nnoSuchField: true\n")]);
-    let run = weft([
-        "analyze".as_ref(),
-        "--mesh-config".as_ref(),
-        bad.path().join("mesh.yaml").as_os_str(),
-        se.as_os_str(),
-    ]);
+    let run = analyze(&["--mesh-config"], &[bad.path().join("mesh.yaml"), se]);
     assert_eq!(run.code, 64, "a bad mesh config is refused: {}", run.stderr);
     assert!(run.stderr.contains("mesh.yaml"));
 }
@@ -289,12 +235,7 @@ fn mesh_config_flag_and_its_istioctl_spelling() {
 #[test]
 fn namespace_flag_sets_the_default_namespace() {
     let dir = tree(&[("vs.yaml", &BROKEN_HOST.replace("  namespace: shop\n", ""))]);
-    let run = weft([
-        "analyze".as_ref(),
-        "-o".as_ref(),
-        "json".as_ref(),
-        dir.path().as_os_str(),
-    ]);
+    let run = analyze(&["-o", "json"], &[dir.path()]);
     assert_eq!(
         run.findings(),
         vec![(
@@ -302,14 +243,7 @@ fn namespace_flag_sets_the_default_namespace() {
             "VirtualService default/reviews".to_string()
         )]
     );
-    let run = weft([
-        "analyze".as_ref(),
-        "-n".as_ref(),
-        "team-a".as_ref(),
-        "-o".as_ref(),
-        "json".as_ref(),
-        dir.path().as_os_str(),
-    ]);
+    let run = analyze(&["-n", "team-a", "-o", "json"], &[dir.path()]);
     assert_eq!(
         run.findings(),
         vec![(
@@ -333,12 +267,7 @@ fn directories_are_read_recursively_with_yaml_yml_and_json() {
         ("a/b/c/three.json", json),
         ("a/notes.txt", "not: [config"),
     ]);
-    let run = weft([
-        "analyze".as_ref(),
-        "-o".as_ref(),
-        "json".as_ref(),
-        dir.path().as_os_str(),
-    ]);
+    let run = analyze(&["-o", "json"], &[dir.path()]);
     assert_eq!(run.code, 79, "stderr: {}", run.stderr);
     let mut names: Vec<String> = run
         .findings()
@@ -380,12 +309,7 @@ items:
       - destination: {host: nowhere-else}
 "#;
     let dir = tree(&[("list.yaml", list)]);
-    let run = weft([
-        "analyze".as_ref(),
-        "-o".as_ref(),
-        "json".as_ref(),
-        dir.path().as_os_str(),
-    ]);
+    let run = analyze(&["-o", "json"], &[dir.path()]);
     let v = run.json();
     let lines: Vec<u64> = v
         .as_array()
@@ -406,7 +330,7 @@ fn output_is_sorted_by_file_then_line() {
         ("b.yaml", BROKEN_HOST),
         ("a.yaml", &format!("{WARNING_ONLY}---\n{BROKEN_HOST}")),
     ]);
-    let run = weft(["analyze".as_ref(), dir.path().as_os_str()]);
+    let run = analyze(&[], &[dir.path()]);
     let origins: Vec<String> = run
         .stdout
         .lines()
@@ -460,12 +384,7 @@ fn schema_errors_name_the_field_and_its_line() {
             "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: vs, namespace: shop}}\nspec:\n{spec}"
         );
         let dir = tree(&[("vs.yaml", &text)]);
-        let run = weft([
-            "analyze".as_ref(),
-            "-o".as_ref(),
-            "json".as_ref(),
-            dir.path().as_os_str(),
-        ]);
+        let run = analyze(&["-o", "json"], &[dir.path()]);
         assert_eq!(run.code, 79, "{what}: {}", run.stdout);
         let v = run.json();
         let m = v
@@ -486,12 +405,13 @@ fn schema_errors_name_the_field_and_its_line() {
 
 #[test]
 fn bundled_examples_analyze_clean() {
-    let run = weft([
-        "analyze".as_ref(),
-        "--mesh-config".as_ref(),
-        repo_path("examples/mesh-config.yaml").as_os_str(),
-        repo_path("examples/bookinfo").as_os_str(),
-    ]);
+    let run = analyze(
+        &["--mesh-config"],
+        &[
+            repo_path("examples/mesh-config.yaml"),
+            repo_path("examples/bookinfo"),
+        ],
+    );
     assert_eq!(
         run.code, 0,
         "stdout: {}\nstderr: {}",
@@ -504,12 +424,7 @@ fn bundled_examples_analyze_clean() {
 fn origins_fall_inside_the_resource_document() {
     let text = format!("{CLEAN}---\n{BROKEN_HOST}---\n{WARNING_ONLY}");
     let dir = tree(&[("all.yaml", &text)]);
-    let run = weft([
-        "analyze".as_ref(),
-        "-o".as_ref(),
-        "json".as_ref(),
-        dir.path().as_os_str(),
-    ]);
+    let run = analyze(&["-o", "json"], &[dir.path()]);
     let ranges = document_ranges(&text);
     for m in run.json().as_array().into_iter().flatten() {
         let line = m["origin"]["line"].as_u64().unwrap_or(0) as usize;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{document_ranges, tree, weft};
+use common::{analyze, document_ranges, tree, weft};
 
 struct Case {
     code: &'static str,
@@ -159,12 +159,7 @@ fn every_required_code_is_reported_on_its_resource() {
     for (i, case) in CASES.iter().enumerate() {
         let text = format!("{SVC_REVIEWS}---\n{}", case.yaml);
         let dir = tree(&[("case.yaml", &text)]);
-        let run = weft([
-            "analyze".as_ref(),
-            "-o".as_ref(),
-            "json".as_ref(),
-            dir.path().as_os_str(),
-        ]);
+        let run = analyze(&["-o", "json"], &[dir.path()]);
         if !matches!(run.code, 0 | 79) {
             problems.push(format!(
                 "case {i} ({}): exit {} {}",

@@ -64,6 +64,14 @@ where
     }
 }
 
+/// `weft analyze FLAGS... PATHS...`
+pub fn analyze<P: AsRef<Path>>(flags: &[&str], paths: &[P]) -> Run {
+    let mut args: Vec<std::ffi::OsString> = vec!["analyze".into()];
+    args.extend(flags.iter().map(std::ffi::OsString::from));
+    args.extend(paths.iter().map(|p| p.as_ref().as_os_str().to_owned()));
+    weft(args)
+}
+
 /// Writes `files` (relative path, content) into a fresh temporary directory.
 pub fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
