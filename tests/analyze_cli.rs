@@ -444,3 +444,83 @@ fn origins_fall_inside_the_resource_document() {
         );
     }
 }
+
+#[test]
+fn a_policy_next_to_its_deployment_selects_it() {
+    let text = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v1, namespace: shop}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  template:
+    metadata: {labels: {app: reviews}}
+    spec:
+      containers: [{name: reviews, image: reviews}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: reviews-viewer, namespace: shop}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  rules: [{from: [{source: {namespaces: [shop]}}]}]
+"#;
+    let dir = tree(&[("app.yaml", text)]);
+    let run = analyze(&["-o", "json"], &[dir.path()]);
+    assert_eq!(run.code, 0);
+    assert!(
+        !run.findings().iter().any(|(code, _)| code == "IST0127"),
+        "the Deployment's pods are the policy's workloads: {:?}",
+        run.findings()
+    );
+}
+
+#[test]
+fn valid_istio_configs_of_every_kind_raise_no_error() {
+    let run = analyze(&["-o", "json"], &[repo_path("tests/data/valid")]);
+    assert_eq!(
+        run.code, 0,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    let errors: Vec<_> = run
+        .json()
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["level"] == "Error")
+        .cloned()
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "valid configs produced errors: {errors:#?}"
+    );
+    let kinds: std::collections::BTreeSet<String> =
+        std::fs::read_dir(repo_path("tests/data/valid"))
+            .expect("valid corpus")
+            .filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .flat_map(|t| {
+                t.lines()
+                    .filter_map(|l| l.strip_prefix("kind: ").map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+    for kind in [
+        "VirtualService",
+        "DestinationRule",
+        "Gateway",
+        "ServiceEntry",
+        "Sidecar",
+        "WorkloadEntry",
+        "WorkloadGroup",
+        "EnvoyFilter",
+        "ProxyConfig",
+        "PeerAuthentication",
+        "RequestAuthentication",
+        "AuthorizationPolicy",
+        "Telemetry",
+        "WasmPlugin",
+    ] {
+        assert!(kinds.contains(kind), "the valid corpus covers {kind}");
+    }
+}

@@ -2,7 +2,7 @@
 //! in the mesh (IST0127), and the namespaces its rules name as sources exist
 //! (IST0101).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::PodSpec;
 use weft_api::security::AuthorizationPolicy;
@@ -57,13 +57,17 @@ fn mesh_workload_labels<'s>(
                 let empty = BTreeMap::new();
                 let labels = meta.and_then(|m| m.labels.as_ref()).unwrap_or(&empty);
                 let annotations = meta.and_then(|m| m.annotations.as_ref()).unwrap_or(&empty);
-                in_mesh(
-                    a,
-                    &r.meta.namespace,
-                    labels,
-                    annotations,
-                    template.and_then(|t| t.spec.as_ref()),
-                )
+                // Manifests analyzed offline often leave out the Namespace; its
+                // injection label is then unknown, and the Deployment gets the benefit
+                // of the doubt.
+                a.snapshot.get("Namespace", "", &r.meta.namespace).is_none()
+                    || in_mesh(
+                        a,
+                        &r.meta.namespace,
+                        labels,
+                        annotations,
+                        template.and_then(|t| t.spec.as_ref()),
+                    )
             }
             // A WorkloadEntry is by definition a mesh workload.
             (WorkloadKind::WorkloadEntry, _) => true,
@@ -152,11 +156,20 @@ fn no_matching_workloads(
 }
 
 fn namespaces_not_found(a: &Analysis, r: &Resource, ap: &AuthorizationPolicy, out: &mut Reporter) {
-    let namespaces: Vec<&str> = a
+    // A namespace exists when a Namespace object names it or some input resource
+    // lives in it: offline inputs seldom carry Namespace objects.
+    let namespaces: BTreeSet<&str> = a
         .snapshot
         .of_kind(Kind::Namespace)
         .iter()
         .map(|n| n.meta.name.as_str())
+        .chain(
+            a.snapshot
+                .resources
+                .iter()
+                .map(|r| r.meta.namespace.as_str())
+                .filter(|ns| !ns.is_empty()),
+        )
         .collect();
     for (i, rule) in ap.rules.iter().enumerate() {
         for (j, from) in rule.from.iter().enumerate() {
