@@ -1,0 +1,1 @@
+//! Weft control plane (in progress).

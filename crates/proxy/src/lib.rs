@@ -1,0 +1,1 @@
+//! Weft data plane (in progress).
