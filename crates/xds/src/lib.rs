@@ -5,10 +5,12 @@
 //! - [`node`]: who a proxy is, as carried in the xDS `Node`.
 //! - [`source`]: what the control plane serves ([`source::ConfigSource`]) and
 //!   what the proxy applies ([`source::Applier`]).
-//! - `server` / `client`: the ADS transport halves (delta and
+//! - [`server`] / [`client`]: the ADS transport halves (delta and
 //!   state-of-the-world), with nonces, versions, ACK and NACK.
 
+pub mod client;
 pub mod node;
+pub mod server;
 pub mod source;
 
 /// Generated from `proto/weft/xds/v1/*.proto`.
