@@ -1,6 +1,11 @@
 //! `weft`: one binary for the mesh's control plane, data plane and user tools.
 
 mod analyze;
+mod demo;
+mod discovery;
+mod logging;
+mod proxy;
+mod proxy_status;
 
 use std::process::ExitCode;
 
@@ -25,6 +30,14 @@ struct Cli {
 enum Command {
     /// Analyze Istio configuration files and report problems (like `istioctl analyze`).
     Analyze(analyze::AnalyzeArgs),
+    /// The control plane: config, registry and xDS.
+    Discovery(discovery::DiscoveryArgs),
+    /// The data plane for one workload (sidecar) or gateway (router).
+    Proxy(proxy::ProxyArgs),
+    /// Show every proxy connected to the control plane and its sync state.
+    ProxyStatus(proxy_status::ProxyStatusArgs),
+    /// Run a bookinfo-style mesh on this machine: control plane, apps and sidecars.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,5 +56,9 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Analyze(args) => analyze::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::ProxyStatus(args) => proxy_status::run(args),
+        Command::Discovery(args) => discovery::run(args),
+        Command::Proxy(args) => proxy::run(args),
     }
 }

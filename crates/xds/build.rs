@@ -1,7 +1,10 @@
 //! Compiles the resource and debug protos with protox (pure Rust, no protoc).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/weft/xds/v1/resources.proto", "proto/weft/xds/v1/debug.proto"];
+    let protos = [
+        "proto/weft/xds/v1/resources.proto",
+        "proto/weft/xds/v1/debug.proto",
+    ];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }

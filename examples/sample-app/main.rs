@@ -58,13 +58,18 @@ type Body = Full<Bytes>;
 async fn main() -> std::io::Result<()> {
     let args = Arc::new(Args::parse());
     let listener = TcpListener::bind(args.listen).await?;
-    eprintln!("{} {} listening on {}", args.service, args.version, args.listen);
+    eprintln!(
+        "{} {} listening on {}",
+        args.service, args.version, args.listen
+    );
     loop {
         let (stream, _) = listener.accept().await?;
         let args = args.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(args.clone(), req));
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -80,7 +85,9 @@ async fn handle(args: Arc<Args>, req: Request<Incoming>) -> Result<Response<Body
         .collect();
     let response = match (args.service.as_str(), path.as_str()) {
         (_, "/health") => text(StatusCode::OK, "ok\n"),
-        ("productpage", "/productpage") | ("productpage", "/") => productpage(&args, &propagate).await,
+        ("productpage", "/productpage") | ("productpage", "/") => {
+            productpage(&args, &propagate).await
+        }
         ("details", p) if p.starts_with("/details") => json_ok(json!({
             "id": 0, "author": "William Shakespeare", "year": 1595, "type": "paperback",
             "pages": 200, "publisher": "PublisherA", "language": "English",
@@ -139,24 +146,41 @@ async fn reviews(args: &Args, propagate: &[(String, String)]) -> Response<Body> 
 }
 
 /// GET `url` (absolute) through the sidecar's forward proxy.
-async fn call(args: &Args, url: &str, propagate: &[(String, String)]) -> Result<serde_json::Value, String> {
+async fn call(
+    args: &Args,
+    url: &str,
+    propagate: &[(String, String)],
+) -> Result<serde_json::Value, String> {
     let proxy = args.proxy.ok_or("no --proxy configured")?;
-    let stream = TcpStream::connect(proxy).await.map_err(|e| format!("proxy {proxy}: {e}"))?;
+    let stream = TcpStream::connect(proxy)
+        .await
+        .map_err(|e| format!("proxy {proxy}: {e}"))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
     let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let mut builder = Request::get(uri.clone()).header("host", uri.authority().map(|a| a.as_str()).unwrap_or_default());
+    let mut builder = Request::get(uri.clone()).header(
+        "host",
+        uri.authority().map(|a| a.as_str()).unwrap_or_default(),
+    );
     for (k, v) in propagate {
         builder = builder.header(k, v);
     }
     let req = builder.body(Body::default()).map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status();
-    let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
     if !status.is_success() {
-        return Err(format!("{status}: {}", String::from_utf8_lossy(&body).trim()));
+        return Err(format!(
+            "{status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        ));
     }
     serde_json::from_slice(&body).map_err(|e| format!("bad JSON from {url}: {e}"))
 }
@@ -164,12 +188,18 @@ async fn call(args: &Args, url: &str, propagate: &[(String, String)]) -> Result<
 fn text(status: StatusCode, body: &str) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
     *resp.status_mut() = status;
-    resp.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("text/plain"));
+    resp.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("text/plain"),
+    );
     resp
 }
 
 fn json_ok(v: serde_json::Value) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(v.to_string())));
-    resp.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     resp
 }

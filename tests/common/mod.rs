@@ -103,3 +103,5 @@ pub fn document_ranges(text: &str) -> Vec<(usize, usize)> {
     ranges.push((start, lines.len()));
     ranges
 }
+
+pub mod mesh;

@@ -74,7 +74,10 @@ impl ProxyId {
             kind: Some(Kind::StringValue(s.to_string())),
         };
         fields.insert(META_NAMESPACE.to_string(), string(&self.namespace));
-        fields.insert(META_SERVICE_ACCOUNT.to_string(), string(&self.service_account));
+        fields.insert(
+            META_SERVICE_ACCOUNT.to_string(),
+            string(&self.service_account),
+        );
         let labels = self
             .labels
             .iter()
@@ -104,7 +107,8 @@ impl ProxyId {
         else {
             return Err(bad());
         };
-        let proxy_type = ProxyType::parse(kind).ok_or_else(|| NodeError::BadType(kind.to_string()))?;
+        let proxy_type =
+            ProxyType::parse(kind).ok_or_else(|| NodeError::BadType(kind.to_string()))?;
         let (name, namespace) = workload.rsplit_once('.').ok_or_else(bad)?;
         if ip.is_empty() || name.is_empty() {
             return Err(bad());
@@ -156,7 +160,10 @@ mod tests {
             service_account: "hello".into(),
         };
         let node = id.to_node();
-        assert_eq!(node.id, "sidecar~127.0.20.1~hello-v1.demo~demo.svc.cluster.local");
+        assert_eq!(
+            node.id,
+            "sidecar~127.0.20.1~hello-v1.demo~demo.svc.cluster.local"
+        );
         assert_eq!(ProxyId::from_node(&node), Ok(id));
     }
 

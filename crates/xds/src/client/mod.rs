@@ -104,7 +104,11 @@ pub struct XdsClient {
 
 impl XdsClient {
     /// `address` is the control plane's gRPC address, `http://host:port`.
-    pub fn new(address: &str, proxy: ProxyId, applier: Box<dyn Applier>) -> Result<XdsClient, ClientError> {
+    pub fn new(
+        address: &str,
+        proxy: ProxyId,
+        applier: Box<dyn Applier>,
+    ) -> Result<XdsClient, ClientError> {
         XdsClient::with_options(address, proxy, applier, ClientOptions::default())
     }
 
@@ -150,7 +154,9 @@ impl XdsClient {
             }
             let delay = backoff.next_delay();
             match result {
-                Ok(()) => info!(address = %self.address, ?delay, "xDS stream closed by the control plane; reconnecting"),
+                Ok(()) => {
+                    info!(address = %self.address, ?delay, "xDS stream closed by the control plane; reconnecting")
+                }
                 Err(error) => warn!(%error, ?delay, "xDS stream failed; reconnecting"),
             }
             tokio::time::sleep(delay).await;

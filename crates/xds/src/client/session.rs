@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
-use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DeltaDiscoveryResponse};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse,
+};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -114,7 +116,8 @@ impl State {
                 have.extend(versions);
                 self.applied.insert(type_url);
                 debug!(node = %self.node_id, type_url = short, version = system_version_info, upserted, removed, "applied");
-                if !*self.ready.borrow() && type_url::ALL.iter().all(|t| self.applied.contains(*t)) {
+                if !*self.ready.borrow() && type_url::ALL.iter().all(|t| self.applied.contains(*t))
+                {
                     info!(node = %self.node_id, "first complete config applied");
                     self.ready.send_replace(true);
                 }
@@ -145,11 +148,15 @@ pub(super) async fn run(
         address: address.to_string(),
         status: Box::new(status),
     };
-    let channel = endpoint.connect().await.map_err(|error| ClientError::Connect {
-        address: address.to_string(),
-        error,
-    })?;
-    let mut ads = AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|error| ClientError::Connect {
+            address: address.to_string(),
+            error,
+        })?;
+    let mut ads = AggregatedDiscoveryServiceClient::new(channel)
+        .max_decoding_message_size(MAX_RESPONSE_BYTES);
     // Unbounded: ACKs are one per response, and a bound could only stall
     // reading responses behind the server reading our requests.
     let (tx, rx) = mpsc::unbounded_channel();
@@ -218,13 +225,26 @@ mod tests {
         let mut state = State::new(Box::new(Rejecting(log.clone())), "node".into());
         let ready = state.ready();
         for t in &type_url::ALL[..3] {
-            assert!(state.handle(response(t, &["a"], &[])).error_detail.is_none());
+            assert!(
+                state
+                    .handle(response(t, &["a"], &[]))
+                    .error_detail
+                    .is_none()
+            );
         }
         assert!(!*ready.borrow());
         let nack = state.handle(response(type_url::LISTENER, &["bad"], &[]));
-        assert_eq!(nack.error_detail.map(|s| s.message), Some("bad is bad".to_string()));
+        assert_eq!(
+            nack.error_detail.map(|s| s.message),
+            Some("bad is bad".to_string())
+        );
         assert!(!*ready.borrow(), "a rejected type does not count");
-        assert!(state.handle(response(type_url::LISTENER, &[], &[])).error_detail.is_none());
+        assert!(
+            state
+                .handle(response(type_url::LISTENER, &[], &[]))
+                .error_detail
+                .is_none()
+        );
         assert!(*ready.borrow());
         state.handle(response(type_url::CLUSTER, &["b"], &["a"]));
 

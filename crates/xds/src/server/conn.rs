@@ -9,7 +9,7 @@ use std::task::Poll;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::google::rpc::Status as RpcStatus;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tonic::{Status, Streaming};
 use tracing::{debug, info, warn};
@@ -71,7 +71,9 @@ impl TypeTrack {
 
 /// A version for a set of resources: a hash of the names and versions, so it
 /// is the same for the same content across streams and control plane restarts.
-pub(super) fn set_version<'a>(entries: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
+pub(super) fn set_version<'a>(
+    entries: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> String {
     // FNV-1a: stable across Rust releases, unlike `DefaultHasher`.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for (name, version) in entries {
@@ -100,7 +102,11 @@ impl Conn {
     }
 
     /// The resources of `type_url` the proxy should have now, by name.
-    pub(super) fn current(&self, type_url: &str, subscription: &Subscription) -> BTreeMap<String, Arc<Resource>> {
+    pub(super) fn current(
+        &self,
+        type_url: &str,
+        subscription: &Subscription,
+    ) -> BTreeMap<String, Arc<Resource>> {
         self.shared
             .source
             .resources(&self.proxy, type_url)
@@ -129,7 +135,12 @@ impl Conn {
     /// response nonce plus an optional error). Returns false for a stale nonce:
     /// the proxy answered an older response, and the rest of the request is to
     /// be ignored as the xDS protocol says.
-    pub(super) fn acknowledge(&mut self, type_url: &str, nonce: &str, error: Option<&RpcStatus>) -> bool {
+    pub(super) fn acknowledge(
+        &mut self,
+        type_url: &str,
+        nonce: &str,
+        error: Option<&RpcStatus>,
+    ) -> bool {
         let Some(track) = self.tracks.get_mut(type_url) else {
             return false;
         };
@@ -215,7 +226,8 @@ pub(super) async fn drive<P: Protocol>(
             return;
         }
         None => {
-            let status = Status::invalid_argument("the first request of a stream must carry the node");
+            let status =
+                Status::invalid_argument("the first request of a stream must carry the node");
             let _ = out.send(Err(status)).await;
             return;
         }
@@ -258,14 +270,18 @@ pub(super) async fn drive<P: Protocol>(
         }
         batch.sort_by_key(|req| {
             let t = P::type_url(req);
-            if conn.tracks.contains_key(t) { (0, 0) } else { (1, type_order(t)) }
+            if conn.tracks.contains_key(t) {
+                (0, 0)
+            } else {
+                (1, type_order(t))
+            }
         });
         let mut responses = Vec::new();
         for req in batch.drain(..) {
             responses.extend(P::on_request(&mut conn, req));
         }
-        if !send_all::<P>(&out, responses).await {
-            break "proxy went away".to_string();
+        if !send_all::<P>(&out, responses, &mut shutdown).await {
+            break "stream closed".to_string();
         }
         if let Some(reason) = ended {
             break reason;
@@ -284,11 +300,11 @@ pub(super) async fn drive<P: Protocol>(
                 }
                 let types = conn.types_in_order();
                 let responses: Vec<_> = types.iter().filter_map(|t| P::push(&mut conn, t, false)).collect();
-                if !send_all::<P>(&out, responses).await {
-                    break "proxy went away".to_string();
+                if !send_all::<P>(&out, responses, &mut shutdown).await {
+                    break "stream closed".to_string();
                 }
             }
-            _ = shutdown.wait_for(|down| *down) => {
+            () = shutting_down(&mut shutdown) => {
                 let _ = out.send(Err(Status::unavailable("control plane shutting down"))).await;
                 break "control plane shutting down".to_string();
             }
@@ -298,13 +314,27 @@ pub(super) async fn drive<P: Protocol>(
     info!(node = %node_id, conn_id, reason, "proxy disconnected");
 }
 
-async fn send_all<P: Protocol>(out: &Out<P>, responses: Vec<P::Response>) -> bool {
+/// Sends in order; false once the proxy is gone or the server shuts down
+/// (a proxy that stopped reading must not hold up a shutdown).
+async fn send_all<P: Protocol>(
+    out: &Out<P>,
+    responses: Vec<P::Response>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
     for resp in responses {
-        if out.send(Ok(resp)).await.is_err() {
-            return false;
+        tokio::select! {
+            sent = out.send(Ok(resp)) => if sent.is_err() {
+                return false;
+            },
+            () = shutting_down(shutdown) => return false,
         }
     }
     true
+}
+
+async fn shutting_down(shutdown: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns must not live across an await.
+    drop(shutdown.wait_for(|down| *down).await);
 }
 
 /// The next message if one is already buffered, without waiting.
@@ -318,8 +348,14 @@ mod tests {
 
     #[test]
     fn set_version_is_content_based() {
-        let a = BTreeMap::from([("a".to_string(), "1".to_string()), ("b".to_string(), "2".to_string())]);
-        let b = BTreeMap::from([("b".to_string(), "2".to_string()), ("a".to_string(), "1".to_string())]);
+        let a = BTreeMap::from([
+            ("a".to_string(), "1".to_string()),
+            ("b".to_string(), "2".to_string()),
+        ]);
+        let b = BTreeMap::from([
+            ("b".to_string(), "2".to_string()),
+            ("a".to_string(), "1".to_string()),
+        ]);
         assert_eq!(set_version(&a), set_version(&b));
         let c = BTreeMap::from([("a".to_string(), "12".to_string())]);
         let d = BTreeMap::from([("a1".to_string(), "2".to_string())]);
@@ -329,7 +365,10 @@ mod tests {
     #[test]
     fn subscriptions() {
         assert_eq!(Subscription::from_names(&[]), Subscription::Wildcard);
-        assert_eq!(Subscription::from_names(&["*".into()]), Subscription::Wildcard);
+        assert_eq!(
+            Subscription::from_names(&["*".into()]),
+            Subscription::Wildcard
+        );
         let named = Subscription::from_names(&["a".into()]);
         assert!(named.wants("a") && !named.wants("b"));
     }

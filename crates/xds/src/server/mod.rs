@@ -124,14 +124,16 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        self.start::<sotw::Sotw>(request.into_inner()).map(Response::new)
+        self.start::<sotw::Sotw>(request.into_inner())
+            .map(Response::new)
     }
 
     async fn delta_aggregated_resources(
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        self.start::<delta::Delta>(request.into_inner()).map(Response::new)
+        self.start::<delta::Delta>(request.into_inner())
+            .map(Response::new)
     }
 }
 

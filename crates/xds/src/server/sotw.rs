@@ -28,7 +28,11 @@ impl Protocol for Sotw {
             return Sotw::push(conn, &req.type_url, true);
         }
         if !req.response_nonce.is_empty()
-            && !conn.acknowledge(&req.type_url, &req.response_nonce, req.error_detail.as_ref())
+            && !conn.acknowledge(
+                &req.type_url,
+                &req.response_nonce,
+                req.error_detail.as_ref(),
+            )
         {
             return None;
         }

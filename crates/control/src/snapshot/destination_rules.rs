@@ -1,0 +1,139 @@
+//! DestinationRules by host, merged per namespace, with Istio's lookup path:
+//! the client's namespace, then the service's, then the root namespace.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use weft_api::networking::DestinationRule;
+use weft_api::resource::Resource;
+
+use crate::hosts::{ExportTo, fqdn, matches, selects};
+
+#[derive(Clone, Debug)]
+pub struct DrEntry {
+    /// Unique within a snapshot; identifies the rule in cache keys.
+    pub id: usize,
+    pub namespace: String,
+    /// The (first) rule's name.
+    pub name: String,
+    /// Expanded with the rule's namespace; may be a wildcard.
+    pub host: String,
+    pub export_to: ExportTo,
+    /// Client workloads this rule is limited to (`workloadSelector`).
+    pub selector: Option<BTreeMap<String, String>>,
+    /// Merged: the oldest rule's traffic policy, every rule's subsets (the
+    /// first of a name wins).
+    pub spec: DestinationRule,
+}
+
+#[derive(Debug, Default)]
+pub struct DestinationRules {
+    /// Namespace -> rules of that namespace.
+    by_namespace: HashMap<String, Vec<Arc<DrEntry>>>,
+    pub uses_selectors: bool,
+    len: usize,
+}
+
+impl DestinationRules {
+    pub fn build(resources: &[Arc<Resource>], default_export: &[&str]) -> DestinationRules {
+        let mut rules: Vec<(&Arc<Resource>, &DestinationRule)> = resources
+            .iter()
+            .filter_map(|r| r.spec::<DestinationRule>().map(|dr| (r, dr)))
+            .collect();
+        rules.sort_by(|(a, _), (b, _)| {
+            (&a.meta.creation_timestamp, &a.meta.namespace, &a.meta.name).cmp(&(
+                &b.meta.creation_timestamp,
+                &b.meta.namespace,
+                &b.meta.name,
+            ))
+        });
+        let mut index = DestinationRules::default();
+        for (r, dr) in rules {
+            let ns = &r.meta.namespace;
+            let host = fqdn(&dr.host, ns);
+            let selector = dr
+                .workload_selector
+                .as_ref()
+                .map(|s| s.match_labels.clone());
+            index.uses_selectors |= selector.is_some();
+            let entries = index.by_namespace.entry(ns.clone()).or_default();
+            let existing = entries
+                .iter_mut()
+                .find(|e| e.host == host && e.selector.is_none() && selector.is_none());
+            if let Some(existing) = existing {
+                // Several rules for one host in one namespace merge.
+                let merged = Arc::make_mut(existing);
+                for subset in &dr.subsets {
+                    if !merged.spec.subsets.iter().any(|s| s.name == subset.name) {
+                        merged.spec.subsets.push(subset.clone());
+                    }
+                }
+                continue;
+            }
+            entries.push(Arc::new(DrEntry {
+                id: index.len,
+                namespace: ns.clone(),
+                name: r.meta.name.clone(),
+                host,
+                export_to: ExportTo::parse(&dr.export_to, ns, default_export),
+                selector,
+                spec: dr.clone(),
+            }));
+            index.len += 1;
+        }
+        index
+    }
+
+    /// The rule for `host` as seen by a client in `client_ns` with `labels`:
+    /// a rule selecting the client in its own namespace, else the first of
+    /// the client's, the service's and the root namespace that has a
+    /// visible rule for the host.
+    pub fn for_service(
+        &self,
+        host: &str,
+        client_ns: &str,
+        labels: &BTreeMap<String, String>,
+        service_ns: &str,
+        root_ns: &str,
+    ) -> Option<&Arc<DrEntry>> {
+        if let Some(own) = self.by_namespace.get(client_ns) {
+            let selected = own.iter().find(|e| {
+                e.selector.as_ref().is_some_and(|s| selects(s, labels)) && matches(&e.host, host)
+            });
+            if selected.is_some() {
+                return selected;
+            }
+        }
+        let mut tried: Vec<&str> = Vec::with_capacity(3);
+        for ns in [client_ns, service_ns, root_ns] {
+            if tried.contains(&ns) {
+                continue;
+            }
+            tried.push(ns);
+            let Some(entries) = self.by_namespace.get(ns) else {
+                continue;
+            };
+            // An exact host beats the most specific wildcard.
+            let found = entries
+                .iter()
+                .filter(|e| {
+                    e.selector.is_none()
+                        && matches(&e.host, host)
+                        && e.export_to.visible_to(client_ns)
+                })
+                .min_by_key(|e| (e.host != host, std::cmp::Reverse(e.host.len())));
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}

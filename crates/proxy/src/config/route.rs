@@ -1,0 +1,410 @@
+//! Route tables: virtual hosts by domain, routes in order, and their actions.
+//! Everything a request needs is precomputed here (lowercase domains, compiled
+//! regexes, header names, weight totals) so matching does no parsing.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, StatusCode};
+use rand::Rng;
+use serde::{Serialize, Serializer};
+use weft_xds::proto;
+
+use super::common::{duration, port, ser_duration_opt};
+use super::regex::FullRegex;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RouteTable {
+    pub name: Arc<str>,
+    pub virtual_hosts: Vec<VirtualHost>,
+    pub passthrough: Passthrough,
+    /// Exact domains (lowercase) to their virtual host's index.
+    #[serde(skip)]
+    exact: HashMap<Box<str>, usize>,
+    /// Wildcard domains as the suffix after `*` (`.example.com`), longest
+    /// first so the most specific wins; an empty suffix is the catch-all `*`.
+    #[serde(skip)]
+    wildcards: Vec<(Box<str>, usize)>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Passthrough {
+    /// Istio's default outboundTrafficPolicy.
+    #[default]
+    AllowAny,
+    RegistryOnly,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VirtualHost {
+    pub name: String,
+    pub domains: Vec<String>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Route {
+    pub name: String,
+    pub matches: Vec<RouteMatch>,
+    pub action: Action,
+    #[serde(serialize_with = "ser_duration_opt")]
+    pub timeout: Option<Duration>,
+    pub origin: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Forward(WeightedClusters),
+    Redirect(Redirect),
+    DirectResponse {
+        #[serde(serialize_with = "ser_status")]
+        status: StatusCode,
+        #[serde(serialize_with = "ser_bytes")]
+        body: Bytes,
+    },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Redirect {
+    pub uri: Option<String>,
+    pub authority: Option<String>,
+    pub port: Option<u16>,
+    pub scheme: Option<String>,
+    #[serde(serialize_with = "ser_status")]
+    pub code: StatusCode,
+}
+
+/// All conditions ANDed; absent ones match anything.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RouteMatch {
+    pub uri: Option<StringMatcher>,
+    pub method: Option<StringMatcher>,
+    pub authority: Option<StringMatcher>,
+    pub scheme: Option<StringMatcher>,
+    pub headers: Vec<HeaderMatcher>,
+    pub without_headers: Vec<HeaderMatcher>,
+    pub query_params: Vec<QueryMatcher>,
+    pub port: Option<u16>,
+    pub ignore_uri_case: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StringMatcher {
+    Exact(String),
+    Prefix(String),
+    Regex(FullRegex),
+}
+
+impl StringMatcher {
+    /// `ignore_case` applies to exact and prefix; a case-insensitive regex is
+    /// compiled that way up front.
+    pub fn matches(&self, value: &str, ignore_case: bool) -> bool {
+        match self {
+            StringMatcher::Exact(e) if ignore_case => e.eq_ignore_ascii_case(value),
+            StringMatcher::Exact(e) => e == value,
+            StringMatcher::Prefix(p) if ignore_case => value
+                .get(..p.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(p)),
+            StringMatcher::Prefix(p) => value.starts_with(p.as_str()),
+            StringMatcher::Regex(r) => r.is_match(value),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HeaderMatcher {
+    #[serde(serialize_with = "ser_header_name")]
+    pub name: HeaderName,
+    /// None: presence only.
+    pub value: Option<StringMatcher>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct QueryMatcher {
+    pub name: String,
+    pub value: Option<StringMatcher>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WeightedClusters {
+    pub clusters: Vec<WeightedCluster>,
+    /// Sum of the weights, computed once.
+    pub total: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WeightedCluster {
+    pub cluster: Arc<str>,
+    pub weight: u32,
+}
+
+impl WeightedClusters {
+    pub fn from_proto(clusters: Vec<proto::WeightedCluster>) -> Result<WeightedClusters, String> {
+        if clusters.is_empty() {
+            return Err("no clusters".into());
+        }
+        let mut out = Vec::with_capacity(clusters.len());
+        for c in clusters {
+            if c.cluster.is_empty() {
+                return Err("empty cluster name".into());
+            }
+            out.push(WeightedCluster {
+                cluster: Arc::from(c.cluster.as_str()),
+                weight: c.weight,
+            });
+        }
+        // Istio: a single destination gets 100% whatever its weight.
+        if out.len() == 1 && out[0].weight == 0 {
+            out[0].weight = 1;
+        }
+        let total = out
+            .iter()
+            .try_fold(0u32, |acc, c| acc.checked_add(c.weight))
+            .ok_or("weights overflow")?;
+        if total == 0 {
+            return Err("weights sum to zero".into());
+        }
+        Ok(WeightedClusters {
+            clusters: out,
+            total,
+        })
+    }
+
+    /// Random weighted choice (weight/total share each).
+    pub fn pick(&self) -> &Arc<str> {
+        if let [only] = self.clusters.as_slice() {
+            return &only.cluster;
+        }
+        let mut r = rand::rng().random_range(0..self.total);
+        for c in &self.clusters {
+            if r < c.weight {
+                return &c.cluster;
+            }
+            r -= c.weight;
+        }
+        // Unreachable while total is the sum of the weights; the last is a safe answer.
+        &self.clusters[self.clusters.len() - 1].cluster
+    }
+}
+
+impl RouteTable {
+    pub fn from_proto(name: &str, rc: proto::RouteConfig) -> Result<RouteTable, String> {
+        let passthrough = match proto::Passthrough::try_from(rc.passthrough) {
+            Ok(proto::Passthrough::AllowAny) => Passthrough::AllowAny,
+            Ok(proto::Passthrough::RegistryOnly) => Passthrough::RegistryOnly,
+            Err(_) => return Err(format!("unknown passthrough {}", rc.passthrough)),
+        };
+        let mut virtual_hosts = Vec::with_capacity(rc.virtual_hosts.len());
+        let mut exact = HashMap::new();
+        let mut wildcards = Vec::new();
+        for (i, vh) in rc.virtual_hosts.into_iter().enumerate() {
+            let label = if vh.name.is_empty() {
+                i.to_string()
+            } else {
+                vh.name.clone()
+            };
+            let vh = virtual_host(vh).map_err(|e| format!("virtual host {label}: {e}"))?;
+            for d in &vh.domains {
+                match d.strip_prefix('*') {
+                    // The first virtual host to claim a domain keeps it.
+                    Some(suffix) => wildcards.push((Box::from(suffix), i)),
+                    None => {
+                        exact.entry(Box::from(d.as_str())).or_insert(i);
+                    }
+                }
+            }
+            virtual_hosts.push(vh);
+        }
+        // Stable sort: equal suffixes keep the first virtual host first.
+        wildcards.sort_by_key(|w: &(Box<str>, usize)| std::cmp::Reverse(w.0.len()));
+        Ok(RouteTable {
+            name: Arc::from(name),
+            virtual_hosts,
+            passthrough,
+            exact,
+            wildcards,
+        })
+    }
+
+    /// The virtual host for a request's authority (`host` or `host:port` as
+    /// sent) and its host part. Tries the authority exactly, then the bare host
+    /// (this table is already specific to the port), then wildcards.
+    pub fn find_virtual_host(&self, authority: &str, host: &str) -> Option<&VirtualHost> {
+        let authority = lowercase(authority);
+        let host = lowercase(host);
+        let i = self
+            .exact
+            .get(&*authority)
+            .or_else(|| self.exact.get(&*host))
+            .copied()
+            .or_else(|| self.wildcard(&authority))
+            .or_else(|| self.wildcard(&host))?;
+        self.virtual_hosts.get(i)
+    }
+
+    fn wildcard(&self, name: &str) -> Option<usize> {
+        self.wildcards
+            .iter()
+            // `*.a.com` needs at least one label before `.a.com`.
+            .find(|(suffix, _)| name.len() > suffix.len() && name.ends_with(&**suffix))
+            .map(|(_, i)| *i)
+    }
+}
+
+/// Lowercases only when needed: most hosts arrive lowercase already.
+fn lowercase(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+fn virtual_host(vh: proto::VirtualHost) -> Result<VirtualHost, String> {
+    let routes = vh
+        .routes
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let label = if r.name.is_empty() {
+                i.to_string()
+            } else {
+                r.name.clone()
+            };
+            route(r).map_err(|e| format!("route {label}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(VirtualHost {
+        name: vh.name,
+        domains: vh.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        routes,
+    })
+}
+
+fn route(r: proto::Route) -> Result<Route, String> {
+    let action = match r.action.ok_or("no action")? {
+        proto::route::Action::Forward(f) => {
+            Action::Forward(WeightedClusters::from_proto(f.clusters)?)
+        }
+        proto::route::Action::Redirect(rd) => Action::Redirect(redirect(rd)?),
+        proto::route::Action::DirectResponse(d) => Action::DirectResponse {
+            status: status(d.status)?,
+            body: Bytes::from(d.body),
+        },
+    };
+    Ok(Route {
+        name: r.name,
+        matches: r
+            .matches
+            .into_iter()
+            .map(route_match)
+            .collect::<Result<_, _>>()?,
+        action,
+        timeout: r
+            .timeout
+            .as_ref()
+            .map(duration)
+            .transpose()?
+            .filter(|d| !d.is_zero()),
+        origin: r.origin,
+    })
+}
+
+fn status(code: u32) -> Result<StatusCode, String> {
+    u16::try_from(code)
+        .ok()
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or_else(|| format!("invalid status {code}"))
+}
+
+fn redirect(r: proto::Redirect) -> Result<Redirect, String> {
+    let code = if r.code == 0 {
+        StatusCode::MOVED_PERMANENTLY
+    } else {
+        status(r.code)?
+    };
+    if !code.is_redirection() {
+        return Err(format!("redirect code {code} is not 3xx"));
+    }
+    let some = |s: String| (!s.is_empty()).then_some(s);
+    Ok(Redirect {
+        uri: some(r.uri),
+        authority: some(r.authority),
+        port: (r.port != 0).then(|| port(r.port, "port")).transpose()?,
+        scheme: some(r.scheme),
+        code,
+    })
+}
+
+fn route_match(m: proto::RouteMatch) -> Result<RouteMatch, String> {
+    let ignore = m.ignore_uri_case;
+    Ok(RouteMatch {
+        uri: string_match(m.uri, ignore).map_err(|e| format!("uri: {e}"))?,
+        method: string_match(m.method, false).map_err(|e| format!("method: {e}"))?,
+        authority: string_match(m.authority, false).map_err(|e| format!("authority: {e}"))?,
+        scheme: string_match(m.scheme, false).map_err(|e| format!("scheme: {e}"))?,
+        headers: m
+            .headers
+            .into_iter()
+            .map(header_match)
+            .collect::<Result<_, _>>()?,
+        without_headers: m
+            .without_headers
+            .into_iter()
+            .map(header_match)
+            .collect::<Result<_, _>>()?,
+        query_params: m
+            .query_params
+            .into_iter()
+            .map(|q| {
+                Ok(QueryMatcher {
+                    value: string_match(q.value, false)
+                        .map_err(|e| format!("query {}: {e}", q.name))?,
+                    name: q.name,
+                })
+            })
+            .collect::<Result<_, String>>()?,
+        port: (m.port != 0).then(|| port(m.port, "port")).transpose()?,
+        ignore_uri_case: ignore,
+    })
+}
+
+fn header_match(h: proto::HeaderMatch) -> Result<HeaderMatcher, String> {
+    let name = HeaderName::from_bytes(h.name.to_ascii_lowercase().as_bytes())
+        .map_err(|_| format!("invalid header name {:?}", h.name))?;
+    let value = string_match(h.value, false).map_err(|e| format!("header {name}: {e}"))?;
+    Ok(HeaderMatcher { name, value })
+}
+
+fn string_match(
+    m: Option<proto::StringMatch>,
+    ignore_case: bool,
+) -> Result<Option<StringMatcher>, String> {
+    use proto::string_match::Kind;
+    Ok(match m.and_then(|m| m.kind) {
+        None => None,
+        Some(Kind::Exact(e)) => Some(StringMatcher::Exact(e)),
+        Some(Kind::Prefix(p)) => Some(StringMatcher::Prefix(p)),
+        Some(Kind::Regex(r)) => Some(StringMatcher::Regex(
+            FullRegex::new(&r, ignore_case).map_err(|e| format!("invalid regex {r:?}: {e}"))?,
+        )),
+    })
+}
+
+fn ser_status<S: Serializer>(s: &StatusCode, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_u16(s.as_u16())
+}
+
+fn ser_bytes<S: Serializer>(b: &Bytes, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(&String::from_utf8_lossy(b))
+}
+
+fn ser_header_name<S: Serializer>(h: &HeaderName, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(h.as_str())
+}

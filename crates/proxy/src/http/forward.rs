@@ -1,0 +1,215 @@
+//! Sending a request upstream: to a cluster's endpoint, to the address a
+//! client asked for (passthrough), or to an inbound listener's application.
+//! Failures become Envoy's local replies and response flags.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, StatusCode, Uri, Version, header};
+use http_body_util::Either;
+use hyper::body::Incoming;
+
+use super::body::{LocalReply, Outcome, TrackedBody, local};
+use super::headers::{X_ENVOY_UPSTREAM_SERVICE_TIME, ensure_request_id, strip_hop_by_hop};
+use crate::config::ProxyState;
+use crate::config::snapshot::Upstream;
+use crate::upstream::HttpClient;
+use crate::upstream::lb::{self, InFlight};
+
+/// Forwards to one of the cluster's endpoints. `requested` is the authority
+/// the client asked for, used by passthrough (NONE-resolution) clusters.
+pub async fn to_cluster(
+    req: Request<Incoming>,
+    upstream: &Upstream,
+    requested: Option<Authority>,
+    timeout: Option<Duration>,
+    state: &ProxyState,
+) -> Outcome {
+    let cluster = &upstream.cluster;
+    if cluster.passthrough {
+        let Some(authority) = requested else {
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UH",
+                "no healthy upstream",
+                cluster.name.clone(),
+            );
+        };
+        let client = &upstream.state.client;
+        return send(
+            client,
+            req,
+            authority,
+            upstream.state.is_h2(),
+            timeout,
+            None,
+            cluster.name.clone(),
+            state,
+        )
+        .await;
+    }
+    let endpoints = upstream
+        .endpoints
+        .as_deref()
+        .map_or(&[][..], |e| e.endpoints.as_slice());
+    let Some(endpoint) = lb::pick(cluster.load_balancer, endpoints, &upstream.state.rr) else {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UH",
+            "no healthy upstream",
+            cluster.name.clone(),
+        );
+    };
+    let in_flight = InFlight::start(&endpoint.stats);
+    send(
+        &upstream.state.client,
+        req,
+        endpoint.address.authority.clone(),
+        upstream.state.is_h2(),
+        timeout,
+        Some(in_flight),
+        cluster.name.clone(),
+        state,
+    )
+    .await
+}
+
+/// Sends `req` to `authority` over `client`, with the route's timeout.
+#[allow(clippy::too_many_arguments)]
+pub async fn send(
+    client: &HttpClient,
+    mut req: Request<Incoming>,
+    authority: Authority,
+    h2: bool,
+    timeout: Option<Duration>,
+    in_flight: Option<InFlight>,
+    cluster: Arc<str>,
+    state: &ProxyState,
+) -> Outcome {
+    if let Err(rejected) = prepare(&mut req, authority, h2, &cluster) {
+        return rejected.into();
+    }
+    let start = Instant::now();
+    let result = match timeout {
+        Some(t) => match tokio::time::timeout(t, client.request(req)).await {
+            Ok(r) => r,
+            Err(_) => {
+                return reply(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "UT",
+                    "upstream request timeout",
+                    cluster,
+                );
+            }
+        },
+        None => client.request(req).await,
+    };
+    match result {
+        Ok(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            parts
+                .headers
+                .insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), HeaderValue::from(ms));
+            let body = Either::Left(TrackedBody::new(body, in_flight));
+            Outcome {
+                response: http::Response::from_parts(parts, body),
+                flags: "-",
+                cluster,
+            }
+        }
+        Err(e) if e.is_connect() => {
+            tracing::debug!(%cluster, error = %e, "upstream connect failure");
+            state.metrics().connect_failure(&cluster);
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UF",
+                "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+                cluster,
+            )
+        }
+        Err(e) => {
+            tracing::debug!(%cluster, error = %e, "upstream request failed");
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UC",
+                "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+                cluster,
+            )
+        }
+    }
+}
+
+/// Rewrites the request for the upstream: its URI points at the endpoint
+/// while Host keeps what the client asked for; hop-by-hop headers go.
+fn prepare(
+    req: &mut Request<Incoming>,
+    authority: Authority,
+    h2: bool,
+    cluster: &Arc<str>,
+) -> Result<(), LocalReply> {
+    // The authority in the request target wins over Host (RFC 9112 3.2.2 for
+    // absolute-form; h2 clients send :authority and no Host at all). Only
+    // copied when it differs, which is rare for HTTP/1 clients.
+    if let Some(a) = req.uri().authority()
+        && req.headers().get(header::HOST).map(HeaderValue::as_bytes) != Some(a.as_str().as_bytes())
+        && let Ok(v) = HeaderValue::from_str(a.as_str())
+    {
+        req.headers_mut().insert(header::HOST, v);
+    }
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers);
+    ensure_request_id(headers);
+    let path = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(authority);
+    parts.path_and_query = Some(path);
+    *req.uri_mut() = Uri::from_parts(parts).map_err(|_| {
+        reject(
+            StatusCode::BAD_REQUEST,
+            "DPE",
+            "invalid request target",
+            cluster.clone(),
+        )
+    })?;
+    *req.version_mut() = if h2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+    Ok(())
+}
+
+pub fn reply(
+    status: StatusCode,
+    flags: &'static str,
+    body: &'static str,
+    cluster: Arc<str>,
+) -> Outcome {
+    Outcome {
+        response: local(status, body),
+        flags,
+        cluster,
+    }
+}
+
+pub fn reject(
+    status: StatusCode,
+    flags: &'static str,
+    body: &'static str,
+    cluster: Arc<str>,
+) -> LocalReply {
+    LocalReply {
+        status,
+        flags,
+        body: bytes::Bytes::from_static(body.as_bytes()),
+        cluster,
+    }
+}

@@ -1,0 +1,314 @@
+//! One request through the proxy: choose the route table (by listener, or by
+//! the request's port on the forward proxy), the virtual host, the route, and
+//! act on it. Records metrics and the access log on the way out.
+
+use std::convert::Infallible;
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+use http::uri::Authority;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+
+use super::body::{LocalReply, Outcome, ProxyBody, local, local_bytes};
+use super::connect;
+use super::forward::{self, reject, reply};
+use super::matching::{RequestView, find_route};
+use super::target::{Target, target};
+use crate::config::Snapshot;
+use crate::config::common::HostPort;
+use crate::config::listener::{Direction, Listener};
+use crate::config::route::{Action, Passthrough, Redirect, RouteTable};
+use crate::listeners::ConnInfo;
+use crate::metrics::RequestLabels;
+
+/// Cluster names for replies with no real cluster, made once.
+pub(crate) struct Names {
+    pub none: Arc<str>,
+    pub passthrough: Arc<str>,
+    pub black_hole: Arc<str>,
+}
+
+pub(crate) static NAMES: LazyLock<Names> = LazyLock::new(|| Names {
+    none: Arc::from("-"),
+    passthrough: Arc::from("PassthroughCluster"),
+    black_hole: Arc::from("BlackHoleCluster"),
+});
+
+pub async fn handle(
+    req: Request<Incoming>,
+    conn: Arc<ConnInfo>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let start = Instant::now();
+    // Kept for the access log; Method and Uri clone without allocating for
+    // standard methods (the Uri shares its buffer).
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let listener = conn.listener.load_full();
+    let snapshot = conn.state.snapshot();
+    let outcome = route(req, &listener, &snapshot, &conn).await;
+    let status = outcome.response.status();
+    conn.state.metrics().request(&RequestLabels {
+        response_code: status.as_u16(),
+        response_flags: outcome.flags,
+        cluster: outcome.cluster.clone(),
+    });
+    let elapsed_ms = start.elapsed().as_millis();
+    if outcome.flags == "-" {
+        tracing::debug!(target: "weft::access", listener = %listener.name, %method, %uri, code = status.as_u16(), flags = outcome.flags, cluster = %outcome.cluster, duration_ms = elapsed_ms);
+    } else {
+        tracing::info!(target: "weft::access", listener = %listener.name, %method, %uri, code = status.as_u16(), flags = outcome.flags, cluster = %outcome.cluster, duration_ms = elapsed_ms);
+    }
+    Ok(outcome.response)
+}
+
+async fn route(
+    req: Request<Incoming>,
+    listener: &Listener,
+    snapshot: &Snapshot,
+    conn: &ConnInfo,
+) -> Outcome {
+    let state = &conn.state;
+    let listener_port = listener.local_port(conn.local);
+    if req.method() == Method::CONNECT {
+        return connect::tunnel(req, listener, snapshot, conn).await;
+    }
+    if listener.direction == Direction::Inbound && listener.route_config.is_none() {
+        return inbound(req, listener, state).await;
+    }
+    let default_port = (!listener.forward_proxy).then_some(listener_port);
+    let Some(t) = target(&req, default_port) else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "DPE",
+            "missing host",
+            NAMES.none.clone(),
+        );
+    };
+    let table = match select_table(listener, snapshot, t.port) {
+        Ok(table) => table,
+        Err(rejected) => return rejected.into(),
+    };
+    let Some(vh) = table.and_then(|tb| tb.find_virtual_host(t.authority, t.host)) else {
+        let policy = table.map_or(snapshot.default_passthrough(), |tb| tb.passthrough);
+        let requested = requested_authority(&t);
+        // A request for the proxy's own listener would loop back forever.
+        if is_self(&t, conn) {
+            return reply(
+                StatusCode::LOOP_DETECTED,
+                "-",
+                "request loops back to the proxy",
+                NAMES.none.clone(),
+            );
+        }
+        return passthrough(req, policy, requested, state).await;
+    };
+    let (path, query) = (req.uri().path(), req.uri().query());
+    let view = RequestView {
+        method: req.method().as_str(),
+        path,
+        query,
+        authority: t.authority,
+        scheme: t.scheme,
+        port: if listener.forward_proxy {
+            t.port
+        } else {
+            listener_port
+        },
+        headers: req.headers(),
+        ignore_uri: false,
+    };
+    let Some(route) = find_route(&vh.routes, &view) else {
+        return reply(StatusCode::NOT_FOUND, "NR", "", NAMES.none.clone());
+    };
+    match &route.action {
+        Action::Forward(clusters) => {
+            let name = clusters.pick();
+            let Some(upstream) = snapshot.upstream(name) else {
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "NC",
+                    "cluster not found",
+                    name.clone(),
+                );
+            };
+            // Only a passthrough cluster needs the requested address.
+            let requested = if upstream.cluster.passthrough {
+                requested_authority(&t)
+            } else {
+                None
+            };
+            forward::to_cluster(req, upstream, requested, route.timeout, state).await
+        }
+        Action::Redirect(r) => redirect_reply(r, &t, path, query),
+        Action::DirectResponse { status, body } => Outcome {
+            response: local_bytes(*status, body.clone()),
+            flags: "-",
+            cluster: NAMES.none.clone(),
+        },
+    }
+}
+
+/// The route table for a request: the forward proxy's by port, or the
+/// listener's named one. A named table that has not arrived yet is a 503 NC
+/// (the proto's ordering tolerance).
+pub(super) fn select_table<'s>(
+    listener: &Listener,
+    snapshot: &'s Snapshot,
+    port: u16,
+) -> Result<Option<&'s Arc<RouteTable>>, LocalReply> {
+    if listener.forward_proxy {
+        return Ok(snapshot.route_table_for_port(port));
+    }
+    match &listener.route_config {
+        Some(name) => match snapshot.route_table(name) {
+            Some(t) => Ok(Some(t)),
+            None => Err(reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "NC",
+                "route configuration not found",
+                NAMES.none.clone(),
+            )),
+        },
+        None => Ok(snapshot.route_table_for_port(port)),
+    }
+}
+
+pub(super) fn requested_authority(t: &Target<'_>) -> Option<Authority> {
+    HostPort::new(t.host, u32::from(t.port))
+        .ok()
+        .map(|hp| hp.authority)
+}
+
+fn is_self(t: &Target<'_>, conn: &ConnInfo) -> bool {
+    conn.local.is_some_and(|local| {
+        local.port() == t.port
+            && t.host.parse::<std::net::IpAddr>().is_ok_and(|ip| {
+                ip == local.ip() || (ip.is_loopback() && local.ip().is_unspecified())
+            })
+    })
+}
+
+/// A host in no virtual host: ALLOW_ANY forwards as asked, REGISTRY_ONLY 502s.
+async fn passthrough(
+    req: Request<Incoming>,
+    policy: Passthrough,
+    requested: Option<Authority>,
+    state: &crate::config::ProxyState,
+) -> Outcome {
+    match policy {
+        Passthrough::RegistryOnly => {
+            reply(StatusCode::BAD_GATEWAY, "-", "", NAMES.black_hole.clone())
+        }
+        Passthrough::AllowAny => {
+            let Some(authority) = requested else {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    "DPE",
+                    "invalid host",
+                    NAMES.none.clone(),
+                );
+            };
+            let client = &state.clients().passthrough;
+            forward::send(
+                client,
+                req,
+                authority,
+                false,
+                None,
+                None,
+                NAMES.passthrough.clone(),
+                state,
+            )
+            .await
+        }
+    }
+}
+
+/// Inbound with no route table: everything goes to the application.
+async fn inbound(
+    req: Request<Incoming>,
+    listener: &Listener,
+    state: &crate::config::ProxyState,
+) -> Outcome {
+    let Some(app) = &listener.default_endpoint else {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UH",
+            "no default endpoint",
+            listener.name.clone(),
+        );
+    };
+    let h2 = listener.protocol.is_h2();
+    let client = if h2 {
+        &state.clients().inbound_h2
+    } else {
+        &state.clients().inbound_h1
+    };
+    forward::send(
+        client,
+        req,
+        app.authority.clone(),
+        h2,
+        None,
+        None,
+        listener.name.clone(),
+        state,
+    )
+    .await
+}
+
+fn redirect_reply(r: &Redirect, t: &Target<'_>, path: &str, query: Option<&str>) -> Outcome {
+    let scheme = r.scheme.as_deref().unwrap_or(t.scheme);
+    let host = r.authority.as_deref().unwrap_or(t.host);
+    let mut location = format!("{scheme}://{host}");
+    match r.port {
+        Some(p) => location.push_str(&format!(":{p}")),
+        // Keep an explicit port the client used unless the authority changes.
+        None if r.authority.is_none()
+            && t.authority.len() > t.host.len()
+            && !t.authority.ends_with(']') =>
+        {
+            location.push_str(&format!(":{}", t.port));
+        }
+        None => {}
+    }
+    match &r.uri {
+        Some(uri) => {
+            location.push_str(uri);
+            // Envoy keeps the query unless the new path brings its own.
+            if !uri.contains('?')
+                && let Some(q) = query
+            {
+                location.push('?');
+                location.push_str(q);
+            }
+        }
+        None => {
+            location.push_str(path);
+            if let Some(q) = query {
+                location.push('?');
+                location.push_str(q);
+            }
+        }
+    }
+    let mut response = local(r.code, "");
+    match HeaderValue::from_str(&location) {
+        Ok(v) => {
+            response.headers_mut().insert(header::LOCATION, v);
+        }
+        Err(_) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                "DPE",
+                "invalid redirect",
+                NAMES.none.clone(),
+            );
+        }
+    }
+    Outcome {
+        response,
+        flags: "-",
+        cluster: NAMES.none.clone(),
+    }
+}

@@ -1,0 +1,162 @@
+//! Route matching: the first route whose matches accept the request wins.
+//! Matches are ORed (none: every request), conditions inside one are ANDed.
+//! Nothing here allocates.
+
+use http::HeaderMap;
+
+use crate::config::route::{HeaderMatcher, QueryMatcher, Route, RouteMatch};
+
+/// The parts of a request routes look at.
+pub struct RequestView<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub authority: &'a str,
+    pub scheme: &'a str,
+    pub port: u16,
+    pub headers: &'a HeaderMap,
+    /// CONNECT has no path: uri conditions are skipped.
+    pub ignore_uri: bool,
+}
+
+pub fn find_route<'r>(routes: &'r [Route], req: &RequestView<'_>) -> Option<&'r Route> {
+    routes
+        .iter()
+        .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| matches(m, req)))
+}
+
+pub fn matches(m: &RouteMatch, req: &RequestView<'_>) -> bool {
+    if let Some(uri) = &m.uri
+        && !req.ignore_uri
+        && !uri.matches(req.path, m.ignore_uri_case)
+    {
+        return false;
+    }
+    if m.method
+        .as_ref()
+        .is_some_and(|s| !s.matches(req.method, false))
+        || m.authority
+            .as_ref()
+            .is_some_and(|s| !s.matches(req.authority, false))
+        || m.scheme
+            .as_ref()
+            .is_some_and(|s| !s.matches(req.scheme, false))
+        || m.port.is_some_and(|p| p != req.port)
+    {
+        return false;
+    }
+    m.headers.iter().all(|h| header_matches(h, req.headers))
+        && m.without_headers
+            .iter()
+            .all(|h| !header_matches(h, req.headers))
+        && m.query_params.iter().all(|q| query_matches(q, req.query))
+}
+
+fn header_matches(h: &HeaderMatcher, headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(&h.name) else {
+        return false;
+    };
+    match &h.value {
+        None => true,
+        // A value that is not visible ASCII matches no string condition.
+        Some(m) => value.to_str().is_ok_and(|v| m.matches(v, false)),
+    }
+}
+
+fn query_matches(q: &QueryMatcher, query: Option<&str>) -> bool {
+    let Some(query) = query else {
+        return false;
+    };
+    query
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .filter(|(name, _)| *name == q.name)
+        .any(|(_, value)| q.value.as_ref().is_none_or(|m| m.matches(value, false)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::regex::FullRegex;
+    use crate::config::route::StringMatcher;
+    use http::HeaderName;
+
+    fn view<'a>(path: &'a str, query: Option<&'a str>, headers: &'a HeaderMap) -> RequestView<'a> {
+        RequestView {
+            method: "GET",
+            path,
+            query,
+            authority: "reviews:9080",
+            scheme: "http",
+            port: 9080,
+            headers,
+            ignore_uri: false,
+        }
+    }
+
+    fn header(name: &str, value: Option<StringMatcher>) -> HeaderMatcher {
+        HeaderMatcher {
+            name: HeaderName::from_bytes(name.as_bytes()).expect("name"),
+            value,
+        }
+    }
+
+    #[test]
+    fn conditions_and_together() {
+        let mut headers = HeaderMap::new();
+        headers.insert("end-user", "jason".parse().expect("value"));
+        let m = RouteMatch {
+            uri: Some(StringMatcher::Prefix("/api".into())),
+            headers: vec![header(
+                "end-user",
+                Some(StringMatcher::Exact("jason".into())),
+            )],
+            ..Default::default()
+        };
+        assert!(matches(&m, &view("/api/x", None, &headers)));
+        assert!(!matches(&m, &view("/other", None, &headers)));
+        assert!(!matches(&m, &view("/api/x", None, &HeaderMap::new())));
+        let presence = RouteMatch {
+            headers: vec![header("end-user", None)],
+            ..Default::default()
+        };
+        assert!(matches(&presence, &view("/", None, &headers)));
+        let without = RouteMatch {
+            without_headers: vec![header("end-user", None)],
+            ..Default::default()
+        };
+        assert!(!matches(&without, &view("/", None, &headers)));
+        assert!(matches(&without, &view("/", None, &HeaderMap::new())));
+        let port = RouteMatch {
+            port: Some(80),
+            ..Default::default()
+        };
+        assert!(!matches(&port, &view("/", None, &headers)));
+    }
+
+    #[test]
+    fn uri_regex_case_and_query() {
+        let h = HeaderMap::new();
+        let m = RouteMatch {
+            uri: Some(StringMatcher::Regex(
+                FullRegex::new("/u/[0-9]+", true).expect("regex"),
+            )),
+            ignore_uri_case: true,
+            query_params: vec![
+                QueryMatcher {
+                    name: "v".into(),
+                    value: Some(StringMatcher::Exact("2".into())),
+                },
+                QueryMatcher {
+                    name: "debug".into(),
+                    value: None,
+                },
+            ],
+            ..Default::default()
+        };
+        assert!(matches(&m, &view("/U/12", Some("a=1&v=2&debug"), &h)));
+        assert!(!matches(&m, &view("/U/12", Some("v=3&debug"), &h)));
+        assert!(!matches(&m, &view("/U/12", Some("v=2"), &h)));
+        assert!(!matches(&m, &view("/U/12/x", Some("v=2&debug"), &h)));
+    }
+}

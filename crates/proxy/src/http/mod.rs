@@ -1,0 +1,61 @@
+//! HTTP proxying (HTTP/1.1 and h2/h2c through hyper-util's auto server).
+//!
+//! - `handler`: one request: route table, virtual host, route, action.
+//! - `target`: host and port from an absolute URI or the Host header.
+//! - `matching`: route conditions.
+//! - `forward`: sending upstream, local replies and response flags.
+//! - `connect`: CONNECT tunnels.
+//! - `headers`, `body`: hop-by-hop headers, request ids, response bodies.
+
+mod body;
+mod connect;
+mod forward;
+mod handler;
+mod headers;
+pub mod matching;
+pub mod target;
+
+use std::future::pending;
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+use crate::listeners::ConnInfo;
+
+/// Serves one downstream connection until it closes. When `drain` turns true
+/// (the listener was removed) the connection finishes its in-flight requests
+/// and then closes (HTTP/1 after the current response, h2 with GOAWAY).
+pub(crate) async fn serve<S>(io: S, conn: Arc<ConnInfo>, mut drain: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| handler::handle(req, conn.clone()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new());
+    builder.http2().timer(TokioTimer::new());
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(connection);
+    let drained = async {
+        // A dropped sender means the manager is gone; keep serving.
+        if !crate::listeners::until_true(&mut drain).await {
+            pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = connection.as_mut() => log_end(result),
+        () = drained => {
+            connection.as_mut().graceful_shutdown();
+            log_end(connection.await);
+        }
+    }
+}
+
+fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "downstream connection ended with an error");
+    }
+}

@@ -1,0 +1,89 @@
+//! `weft discovery`: the control plane. Loads and watches a directory of Istio
+//! YAML, serves delta/SotW xDS (and the debug API `proxy-status` uses) on the
+//! gRPC address, and Prometheus metrics and readiness on the monitoring address.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use weft_control::{ControlPlane, Options};
+use weft_xds::server::AdsServer;
+
+#[derive(Args, Debug)]
+pub struct DiscoveryArgs {
+    /// Directory of Istio YAML (recursive), watched for changes.
+    #[arg(long)]
+    config_dir: PathBuf,
+    /// xDS (and debug API) address.
+    #[arg(long, default_value = "127.0.0.1:15010")]
+    grpc_addr: SocketAddr,
+    /// Prometheus metrics (`/metrics`) and readiness (`/ready`).
+    #[arg(long, default_value = "127.0.0.1:15014")]
+    monitoring_addr: SocketAddr,
+    /// Mesh config in Istio's `mesh` format, layered over the defaults.
+    #[arg(long = "mesh-config", alias = "meshConfigFile", value_name = "FILE")]
+    mesh_config: Option<PathBuf>,
+}
+
+pub fn run(args: DiscoveryArgs) -> ExitCode {
+    crate::logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(discovery(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn discovery(args: DiscoveryArgs) -> Result<()> {
+    let mesh = weft_control::mesh::load_mesh_config(args.mesh_config.as_deref())
+        .with_context(|| "loading the mesh config")?;
+    if !args.config_dir.is_dir() {
+        anyhow::bail!(
+            "--config-dir {} is not a directory",
+            args.config_dir.display()
+        );
+    }
+    let cp = ControlPlane::new(mesh, Options::default());
+    let grpc = tokio::net::TcpListener::bind(args.grpc_addr)
+        .await
+        .with_context(|| format!("binding the xDS address {}", args.grpc_addr))?;
+    let monitoring = tokio::net::TcpListener::bind(args.monitoring_addr)
+        .await
+        .with_context(|| format!("binding the monitoring address {}", args.monitoring_addr))?;
+
+    let ads = AdsServer::new(cp.clone());
+    let status = ads.clone();
+    cp.metrics().set_connected_proxies_source(move || {
+        i64::try_from(status.status().len()).unwrap_or(i64::MAX)
+    });
+    tracing::info!(
+        "weft discovery: config {}, xDS on {}, monitoring on {}",
+        args.config_dir.display(),
+        args.grpc_addr,
+        args.monitoring_addr
+    );
+    let watcher = weft_control::run(cp.clone(), args.config_dir.clone());
+    let monitoring = weft_control::metrics::serve_monitoring(monitoring, cp.clone());
+    let xds = weft_xds::server::serve(ads, grpc, async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    tokio::select! {
+        r = watcher => r.context("watching the config directory"),
+        r = monitoring => r.context("serving monitoring"),
+        r = xds => r.context("serving xDS"),
+    }
+}

@@ -1,0 +1,112 @@
+//! `weft proxy`: the data plane for one workload (sidecar) or gateway (router).
+//! Binds every listener to the workload's IP, takes its config from the control
+//! plane over delta xDS, and keeps serving its last config while the control
+//! plane is away.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use weft_xds::node::{ProxyId, ProxyType};
+
+#[derive(Args, Debug)]
+pub struct ProxyArgs {
+    /// The control plane's xDS address (HOST:PORT).
+    #[arg(long)]
+    discovery_address: String,
+    /// The workload's address: every listener binds to it.
+    #[arg(long)]
+    ip: IpAddr,
+    /// The workload's namespace.
+    #[arg(long)]
+    namespace: String,
+    /// The workload's labels, `k=v,k2=v2`.
+    #[arg(long, default_value = "")]
+    labels: String,
+    #[arg(long, default_value = "default")]
+    service_account: String,
+    /// Workload name (defaults to the IP).
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long = "type", value_parser = ["sidecar", "router"], default_value = "sidecar")]
+    proxy_type: String,
+    #[arg(long, default_value_t = 15000)]
+    admin_port: u16,
+    #[arg(long, default_value_t = 15001)]
+    outbound_port: u16,
+    #[arg(long, default_value_t = 15006)]
+    inbound_port: u16,
+    #[arg(long, default_value_t = 15021)]
+    status_port: u16,
+}
+
+pub fn run(args: ProxyArgs) -> ExitCode {
+    crate::logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(proxy(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = pair.split_once('=') else {
+            bail!("--labels: {pair:?} is not key=value");
+        };
+        labels.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(labels)
+}
+
+async fn proxy(args: ProxyArgs) -> Result<()> {
+    let id = ProxyId {
+        proxy_type: ProxyType::parse(&args.proxy_type).unwrap_or_default(),
+        ip: args.ip.to_string(),
+        name: args.name.clone().unwrap_or_else(|| args.ip.to_string()),
+        namespace: args.namespace.clone(),
+        labels: parse_labels(&args.labels)?,
+        service_account: args.service_account.clone(),
+    };
+    let state = weft_proxy::ProxyState::new();
+    let address = if args.discovery_address.contains("://") {
+        args.discovery_address.clone()
+    } else {
+        format!("http://{}", args.discovery_address)
+    };
+    let client = weft_xds::client::XdsClient::new(&address, id.clone(), Box::new(state.clone()))
+        .with_context(|| format!("--discovery-address {}", args.discovery_address))?;
+    let admin =
+        weft_proxy::admin::serve_admin(SocketAddr::new(args.ip, args.admin_port), state.clone());
+    let status =
+        weft_proxy::admin::serve_status(SocketAddr::new(args.ip, args.status_port), state.clone());
+    let dataplane = weft_proxy::Proxy::start(state.clone());
+    tracing::info!(
+        "weft proxy {} on {}: control plane {}",
+        id.node_id(),
+        args.ip,
+        address
+    );
+    tokio::select! {
+        () = client.run() => bail!("the xDS client stopped"),
+        r = admin => r.context("admin server"),
+        r = status => r.context("status server"),
+        () = dataplane.wait() => bail!("the data plane stopped"),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}

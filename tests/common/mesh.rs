@@ -1,0 +1,195 @@
+//! A mesh of real processes for end-to-end tests: `weft discovery`, sample-app
+//! workloads and one `weft proxy` per workload, each test on its own loopback
+//! /24 (127.0.<net>.x) so tests can run in parallel. Everything is killed on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Workload {
+    pub service: &'static str,
+    pub version: &'static str,
+    /// Last octet of the workload's address.
+    pub host: u8,
+}
+
+pub struct Mesh {
+    pub net: u8,
+    pub dir: tempfile::TempDir,
+    discovery: Option<Child>,
+    others: Vec<Child>,
+}
+
+impl Mesh {
+    pub fn ip(&self, host: u8) -> String {
+        format!("127.0.{}.{host}", self.net)
+    }
+
+    pub fn discovery_address(&self) -> String {
+        format!("127.0.{}.250:15010", self.net)
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    /// Writes `files` into the config directory, starts the control plane,
+    /// then an app and a proxy for each workload, and waits until every proxy is ready.
+    pub fn start(net: u8, files: &[(&str, String)], workloads: &[Workload]) -> Mesh {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut mesh = Mesh {
+            net,
+            dir,
+            discovery: None,
+            others: Vec::new(),
+        };
+        std::fs::create_dir_all(mesh.config_dir()).expect("config dir");
+        for (name, content) in files {
+            mesh.write(name, content);
+        }
+        mesh.start_discovery();
+        for w in workloads {
+            let ip = mesh.ip(w.host);
+            let app_port = 20000 + u16::from(net) * 100 + u16::from(w.host);
+            let app = Command::new(sample_app())
+                .args(["--service", w.service, "--version", w.version])
+                .args(["--listen", &format!("127.0.0.1:{app_port}")])
+                .args(["--proxy", &format!("{ip}:15001")])
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("start sample-app");
+            mesh.others.push(app);
+            let proxy = Command::new(env!("CARGO_BIN_EXE_weft"))
+                .arg("proxy")
+                .args(["--discovery-address", &mesh.discovery_address()])
+                .args(["--ip", &ip, "--namespace", "test"])
+                .args([
+                    "--labels",
+                    &format!("app={},version={}", w.service, w.version),
+                ])
+                .args(["--service-account", w.service])
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("start weft proxy");
+            mesh.others.push(proxy);
+        }
+        for w in workloads {
+            mesh.wait_ready(w.host);
+        }
+        mesh
+    }
+
+    pub fn start_discovery(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .arg("discovery")
+            .arg("--config-dir")
+            .arg(self.config_dir())
+            .args(["--grpc-addr", &self.discovery_address()])
+            .args([
+                "--monitoring-addr",
+                &format!("127.0.{}.250:15014", self.net),
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start weft discovery");
+        self.discovery = Some(child);
+    }
+
+    pub fn stop_discovery(&mut self) {
+        if let Some(mut c) = self.discovery.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn write(&self, name: &str, content: &str) {
+        let path = self.config_dir().join(name);
+        // Write then rename, as editors and ConfigMap updates do, so the watcher
+        // never reads half a file.
+        let tmp = self.dir.path().join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, content).expect("write config");
+        std::fs::rename(&tmp, &path).expect("move config into place");
+    }
+
+    pub fn wait_ready(&self, host: u8) {
+        let url = format!("http://{}:15021/healthz/ready", self.ip(host));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(&url, &[]).map(|r| r.0) != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "proxy {} not ready within 30s",
+                self.ip(host)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// GET `url` through the sidecar of workload `host` (as `http_proxy` would).
+    pub fn via(&self, host: u8, url: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+        proxied_get(&format!("{}:15001", self.ip(host)), url, headers)
+    }
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        self.stop_discovery();
+        for c in &mut self.others {
+            let _ = c.kill();
+        }
+        for c in &mut self.others {
+            let _ = c.wait();
+        }
+    }
+}
+
+fn sample_app() -> PathBuf {
+    let weft = Path::new(env!("CARGO_BIN_EXE_weft"));
+    weft.with_file_name(format!("sample-app{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// HTTP/1.1 GET with `Connection: close`; None when the connection fails.
+pub fn get(url: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    request(
+        authority,
+        &format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n"),
+        headers,
+    )
+}
+
+/// GET an absolute URL through a forward proxy at `proxy`.
+pub fn proxied_get(proxy: &str, url: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    let authority = url.strip_prefix("http://")?.split('/').next()?;
+    request(
+        proxy,
+        &format!("GET {url} HTTP/1.1\r\nHost: {authority}\r\n"),
+        headers,
+    )
+}
+
+fn request(connect: &str, head: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let addr = connect.parse().ok()?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut req = head.to_string();
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}

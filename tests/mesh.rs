@@ -1,0 +1,283 @@
+//! The mesh end to end: `weft discovery` and `weft proxy` processes joined by
+//! delta xDS, real sample-app backends, driven by Istio YAML.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::mesh::{Mesh, Workload};
+
+const CLIENT: u8 = 9;
+
+fn workloads() -> Vec<Workload> {
+    vec![
+        Workload {
+            service: "hello",
+            version: "v1",
+            host: 1,
+        },
+        Workload {
+            service: "hello",
+            version: "v2",
+            host: 2,
+        },
+        Workload {
+            service: "client",
+            version: "v1",
+            host: CLIENT,
+        },
+    ]
+}
+
+/// ServiceEntry per service, WorkloadEntry and Sidecar per workload, as in the
+/// architecture notes' "Local mesh".
+fn registry(net: u8, workloads: &[Workload]) -> String {
+    let mut docs = Vec::new();
+    let mut services: Vec<&str> = workloads.iter().map(|w| w.service).collect();
+    services.dedup();
+    for s in services {
+        docs.push(format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {s}, namespace: test}}\nspec:\n  hosts: [{s}.test.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{{number: 9080, name: http, protocol: HTTP}}]\n  workloadSelector: {{labels: {{app: {s}}}}}\n"
+        ));
+    }
+    for w in workloads {
+        let port = 20000 + u16::from(net) * 100 + u16::from(w.host);
+        docs.push(format!(
+            "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: {s}-{v}, namespace: test}}\nspec:\n  address: 127.0.{net}.{h}\n  labels: {{app: {s}, version: {v}}}\n  serviceAccount: {s}\n---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: {s}-{v}, namespace: test}}\nspec:\n  workloadSelector: {{labels: {{app: {s}, version: {v}}}}}\n  ingress:\n  - port: {{number: 9080, protocol: HTTP, name: http}}\n    defaultEndpoint: 127.0.0.1:{port}\n",
+            s = w.service,
+            v = w.version,
+            h = w.host
+        ));
+    }
+    docs.join("---\n")
+}
+
+const SUBSETS: &str = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: hello, namespace: test}\nspec:\n  host: hello\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n";
+
+fn route_all_to(version: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: hello, namespace: test}}\nspec:\n  hosts: [hello]\n  http:\n  - route:\n    - destination: {{host: hello, subset: {version}}}\n"
+    )
+}
+
+/// Which version answered (the sample app echoes it for unknown paths).
+fn version_of(mesh: &Mesh, url: &str, headers: &[(&str, &str)]) -> Option<String> {
+    let (status, body) = mesh.via(CLIENT, url, headers)?;
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(body.trim()).ok()?;
+    v["version"].as_str().map(str::to_string)
+}
+
+#[test]
+fn weighted_split_and_matches_route_as_istio_does() {
+    let net = 31;
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: hello, namespace: test}\nspec:\n  hosts: [hello]\n  http:\n  - match:\n    - headers:\n        x-canary: {exact: \"yes\"}\n    - uri: {prefix: /beta/}\n    - uri: {regex: \"/api/v[0-9]+/preview\"}\n    route:\n    - destination: {host: hello, subset: v2}\n  - route:\n    - destination: {host: hello, subset: v1}\n      weight: 80\n    - destination: {host: hello, subset: v2}\n      weight: 20\n";
+    let w = workloads();
+    let mesh = Mesh::start(
+        net,
+        &[
+            ("registry.yaml", registry(net, &w)),
+            ("subsets.yaml", SUBSETS.into()),
+            ("routes.yaml", vs.into()),
+        ],
+        &w,
+    );
+    for _ in 0..20 {
+        assert_eq!(
+            version_of(&mesh, "http://hello:9080/x", &[("x-canary", "yes")]).as_deref(),
+            Some("v2")
+        );
+        assert_eq!(
+            version_of(&mesh, "http://hello.test:9080/beta/page", &[]).as_deref(),
+            Some("v2")
+        );
+        assert_eq!(
+            version_of(
+                &mesh,
+                "http://hello.test.svc.cluster.local:9080/api/v3/preview",
+                &[]
+            )
+            .as_deref(),
+            Some("v2")
+        );
+    }
+    let mut v1 = 0;
+    for _ in 0..1000 {
+        match version_of(&mesh, "http://hello:9080/", &[]).as_deref() {
+            Some("v1") => v1 += 1,
+            Some("v2") => {}
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert!(
+        (750..=850).contains(&v1),
+        "80/20 split within 5 points: v1 got {v1}/1000"
+    );
+    // Near misses of the regex and prefix go to the split, i.e. mostly v1.
+    let v1_near: usize = (0..100)
+        .filter(|_| {
+            version_of(&mesh, "http://hello:9080/api/vx/preview", &[]).as_deref() == Some("v1")
+        })
+        .count();
+    assert!(
+        v1_near > 60,
+        "regex is a full match: {v1_near}/100 went to the split's v1"
+    );
+}
+
+#[test]
+fn live_reconfiguration_without_failed_requests_and_broken_files_change_nothing() {
+    let net = 32;
+    let w = workloads();
+    let mesh = Arc::new(Mesh::start(
+        net,
+        &[
+            ("registry.yaml", registry(net, &w)),
+            ("subsets.yaml", SUBSETS.into()),
+            ("routes.yaml", route_all_to("v1")),
+        ],
+        &w,
+    ));
+    assert_eq!(
+        version_of(&mesh, "http://hello:9080/", &[]).as_deref(),
+        Some("v1")
+    );
+
+    // Traffic keeps flowing while the config changes: count failures.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let (mesh, stop, failures, sent) =
+            (mesh.clone(), stop.clone(), failures.clone(), sent.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                sent.fetch_add(1, Ordering::Relaxed);
+                if version_of(&mesh, "http://hello:9080/", &[]).is_none() {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let changed = Instant::now();
+    mesh.write("routes.yaml", &route_all_to("v2"));
+    while version_of(&mesh, "http://hello:9080/", &[]).as_deref() != Some("v2") {
+        assert!(
+            changed.elapsed() < Duration::from_secs(5),
+            "the change never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = changed.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let _ = load.join();
+    assert!(took <= Duration::from_secs(1), "rerouted in {took:?}");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "no failed request out of {}",
+        sent.load(Ordering::Relaxed)
+    );
+
+    // A broken file (bad YAML) and a broken edit (schema error) change nothing.
+    mesh.write("broken.yaml", "this: is: not yaml\n");
+    mesh.write(
+        "routes.yaml",
+        &route_all_to("v1").replace("subset: v1", "subset: v1\n      weight: -3"),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    for _ in 0..20 {
+        assert_eq!(
+            version_of(&mesh, "http://hello:9080/", &[]).as_deref(),
+            Some("v2")
+        );
+    }
+    // And the control plane still serves: a good edit goes through.
+    mesh.write("routes.yaml", &route_all_to("v1"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while version_of(&mesh, "http://hello:9080/", &[]).as_deref() != Some("v1") {
+        assert!(
+            Instant::now() < deadline,
+            "a good edit after a broken one is applied"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn proxies_keep_serving_without_the_control_plane_and_resync_after_it_returns() {
+    let net = 33;
+    let w = workloads();
+    let mut mesh = Mesh::start(
+        net,
+        &[
+            ("registry.yaml", registry(net, &w)),
+            ("subsets.yaml", SUBSETS.into()),
+            ("routes.yaml", route_all_to("v1")),
+        ],
+        &w,
+    );
+    mesh.stop_discovery();
+    for _ in 0..50 {
+        assert_eq!(
+            version_of(&mesh, "http://hello:9080/", &[]).as_deref(),
+            Some("v1")
+        );
+    }
+    mesh.write("routes.yaml", &route_all_to("v2"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        version_of(&mesh, "http://hello:9080/", &[]).as_deref(),
+        Some("v1"),
+        "no control plane, no change"
+    );
+    mesh.start_discovery();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while version_of(&mesh, "http://hello:9080/", &[]).as_deref() != Some("v2") {
+        assert!(
+            Instant::now() < deadline,
+            "proxies resync after the control plane restarts"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn proxy_status_shows_every_proxy_synced() {
+    let net = 34;
+    let w = workloads();
+    let mesh = Mesh::start(
+        net,
+        &[
+            ("registry.yaml", registry(net, &w)),
+            ("subsets.yaml", SUBSETS.into()),
+            ("routes.yaml", route_all_to("v1")),
+        ],
+        &w,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = common::weft([
+            "proxy-status",
+            "--discovery-address",
+            &mesh.discovery_address(),
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let lines: Vec<&str> = out.stdout.lines().skip(1).collect();
+        let all_synced = lines.len() == w.len()
+            && lines.iter().all(|l| l.matches("SYNCED").count() == 4)
+            && w.iter()
+                .all(|wl| lines.iter().any(|l| l.contains(&mesh.ip(wl.host))));
+        if all_synced {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all SYNCED:\n{}", out.stdout);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
