@@ -117,7 +117,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
         proxy
             .arg("proxy")
             .args(["--discovery-address", &args.grpc_addr.to_string()])
-            .args(["--ip", ip, "--namespace", NAMESPACE])
+            .args(["--ip", ip, "--namespace", NAMESPACE, "--name", &name])
             .args(["--labels", &format!("app={service},version={version}")])
             .args(["--service-account", &format!("bookinfo-{service}")]);
         let started = children
@@ -132,7 +132,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
     let outcome = tokio::select! {
         r = wait_ready() => r,
         r = children.first_exit() => Err(r),
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        () = stop_signal() => Err(anyhow::anyhow!("interrupted")),
     };
     if let Err(e) = outcome {
         children.stop().await;
@@ -141,7 +141,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
     print_instructions(&args.dir);
     let reason = tokio::select! {
         e = children.first_exit() => Some(e),
-        _ = tokio::signal::ctrl_c() => None,
+        () = stop_signal() => None,
     };
     children.stop().await;
     match reason {
@@ -151,6 +151,23 @@ async fn demo(args: DemoArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Ctrl-C, or SIGTERM (as `kill` and service managers send): either way the
+/// demo stops its children before it goes.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn write_config(dir: &Path) -> Result<()> {

@@ -5,6 +5,7 @@ mod demo;
 mod discovery;
 mod logging;
 mod proxy;
+mod proxy_config;
 mod proxy_status;
 
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// Show every proxy connected to the control plane and its sync state.
     ProxyStatus(proxy_status::ProxyStatusArgs),
+    /// Show one proxy's listeners, routes, clusters or endpoints.
+    ProxyConfig(proxy_config::ProxyConfigArgs),
     /// Run a bookinfo-style mesh on this machine: control plane, apps and sidecars.
     Demo(demo::DemoArgs),
 }
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::ProxyStatus(args) => proxy_status::run(args),
         Command::Discovery(args) => discovery::run(args),
+        Command::ProxyConfig(args) => proxy_config::run(args),
         Command::Proxy(args) => proxy::run(args),
     }
 }

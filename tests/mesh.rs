@@ -281,3 +281,116 @@ fn proxy_status_shows_every_proxy_synced() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn proxy_config_shows_what_a_proxy_applied() {
+    let net = 35;
+    let w = workloads();
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: hello, namespace: test}\nspec:\n  hosts: [hello]\n  http:\n  - match:\n    - headers:\n        x-canary: {exact: \"yes\"}\n    route:\n    - destination: {host: hello, subset: v2}\n  - route:\n    - destination: {host: hello, subset: v1}\n      weight: 80\n    - destination: {host: hello, subset: v2}\n      weight: 20\n";
+    let mesh = Mesh::start(
+        net,
+        &[
+            ("registry.yaml", registry(net, &w)),
+            ("subsets.yaml", SUBSETS.into()),
+            ("routes.yaml", vs.into()),
+        ],
+        &w,
+    );
+    let client_ip = mesh.ip(CLIENT);
+    let routes = common::weft(["proxy-config", "routes", &client_ip]);
+    assert_eq!(routes.code, 0, "{}", routes.stderr);
+    assert!(
+        routes.stdout.contains("headers=x-canary:exact:yes"),
+        "{}",
+        routes.stdout
+    );
+    assert!(
+        routes.stdout.contains("outbound|9080|v1|hello.test.svc.cluster.local (80), outbound|9080|v2|hello.test.svc.cluster.local (20)"),
+        "{}",
+        routes.stdout
+    );
+    // By name.namespace, through the control plane.
+    let listeners = common::weft([
+        "proxy-config",
+        "listeners",
+        "client-v1.test",
+        "--discovery-address",
+        &mesh.discovery_address(),
+    ]);
+    assert_eq!(listeners.code, 0, "{}", listeners.stderr);
+    assert!(
+        listeners.stdout.contains(&format!("{client_ip}:15001")),
+        "{}",
+        listeners.stdout
+    );
+    assert!(listeners.stdout.contains("forward proxy"));
+    let clusters = common::weft(["proxy-config", "clusters", &client_ip, "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&clusters.stdout).expect("raw dump is JSON");
+    let names: Vec<&str> = json
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"outbound|9080|v2|hello.test.svc.cluster.local"),
+        "{names:?}"
+    );
+    let all = common::weft(["proxy-config", "all", &client_ip]);
+    for header in ["ADDRESS", "ROUTE CONFIG", "SUBSET", "ENDPOINT"] {
+        assert!(all.stdout.contains(header), "all shows {header}");
+    }
+    let unknown = common::weft([
+        "proxy-config",
+        "routes",
+        "nobody.test",
+        "--discovery-address",
+        &mesh.discovery_address(),
+    ]);
+    assert_ne!(unknown.code, 0);
+    assert!(
+        unknown.stderr.contains("no proxy named nobody.test"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn control_plane_reports_metrics_and_readiness() {
+    let net = 36;
+    let w = workloads();
+    let mesh = Mesh::start(
+        net,
+        &[
+            ("registry.yaml", registry(net, &w)),
+            ("subsets.yaml", SUBSETS.into()),
+            ("routes.yaml", route_all_to("v1")),
+        ],
+        &w,
+    );
+    let base = format!("http://127.0.{net}.250:15014");
+    assert_eq!(
+        common::mesh::get(&format!("{base}/ready"), &[]).map(|r| r.0),
+        Some(200)
+    );
+    mesh.write("broken.yaml", "kind: [\n");
+    std::thread::sleep(Duration::from_millis(800));
+    let (status, metrics) =
+        common::mesh::get(&format!("{base}/metrics"), &[]).expect("metrics answer");
+    assert_eq!(status, 200);
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{metrics}"))
+    };
+    assert_eq!(value("weft_control_connected_proxies"), w.len() as f64);
+    assert!(value("weft_control_pushes_total") >= 1.0);
+    assert!(
+        value("weft_control_config_errors_total") >= 1.0,
+        "the broken file is counted"
+    );
+    assert!(metrics.contains("weft_control_push_duration_seconds"));
+}

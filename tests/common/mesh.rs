@@ -56,6 +56,7 @@ impl Mesh {
                 .args(["--listen", &format!("127.0.0.1:{app_port}")])
                 .args(["--proxy", &format!("{ip}:15001")])
                 .stdin(Stdio::null())
+                .stderr(Stdio::null())
                 .spawn()
                 .expect("start sample-app");
             mesh.others.push(app);
@@ -63,11 +64,13 @@ impl Mesh {
                 .arg("proxy")
                 .args(["--discovery-address", &mesh.discovery_address()])
                 .args(["--ip", &ip, "--namespace", "test"])
+                .args(["--name", &format!("{}-{}", w.service, w.version)])
                 .args([
                     "--labels",
                     &format!("app={},version={}", w.service, w.version),
                 ])
                 .args(["--service-account", w.service])
+                .env("RUST_LOG", "error")
                 .stdin(Stdio::null())
                 .spawn()
                 .expect("start weft proxy");
@@ -89,6 +92,7 @@ impl Mesh {
                 "--monitoring-addr",
                 &format!("127.0.{}.250:15014", self.net),
             ])
+            .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .spawn()
             .expect("start weft discovery");
