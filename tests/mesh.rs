@@ -394,3 +394,81 @@ fn control_plane_reports_metrics_and_readiness() {
     );
     assert!(metrics.contains("weft_control_push_duration_seconds"));
 }
+
+#[test]
+fn a_config_the_proxies_cannot_apply_is_nacked_and_the_previous_one_kept() {
+    let net = 37;
+    let w = workloads();
+    let mesh = Mesh::start(
+        net,
+        &[
+            ("registry.yaml", registry(net, &w)),
+            ("subsets.yaml", SUBSETS.into()),
+            ("routes.yaml", route_all_to("v1")),
+        ],
+        &w,
+    );
+    // Valid for Istio's validation, but its compiled program is over the
+    // proxy's limit (as Envoy's max_program_size rejects it).
+    let costly = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: hello, namespace: test}\nspec:\n  hosts: [hello]\n  http:\n  - match:\n    - uri: {regex: \"/[a-z]{1000}\"}\n    route:\n    - destination: {host: hello, subset: v1}\n  - route:\n    - destination: {host: hello, subset: v2}\n";
+    mesh.write("routes.yaml", costly);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = common::weft([
+            "proxy-status",
+            "--discovery-address",
+            &mesh.discovery_address(),
+        ]);
+        if out.stdout.matches("NACKED").count() >= w.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "every proxy NACKs the route config:\n{}",
+            out.stdout
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for _ in 0..20 {
+        assert_eq!(
+            version_of(&mesh, "http://hello:9080/", &[]).as_deref(),
+            Some("v1"),
+            "the previous config stays"
+        );
+    }
+    let (_, dump) = common::mesh::get(
+        &format!("http://{}:15000/config_dump", mesh.ip(CLIENT)),
+        &[],
+    )
+    .expect("dump");
+    assert!(
+        dump.contains("size limit"),
+        "the dump says why the update was rejected: {dump}"
+    );
+
+    mesh.write("routes.yaml", &route_all_to("v2"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while version_of(&mesh, "http://hello:9080/", &[]).as_deref() != Some("v2") {
+        assert!(
+            Instant::now() < deadline,
+            "a good config after a NACK is applied"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = common::weft([
+        "proxy-status",
+        "--discovery-address",
+        &mesh.discovery_address(),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut out = out;
+    while out.stdout.contains("NACKED") || out.stdout.contains("STALE") {
+        assert!(Instant::now() < deadline, "back to SYNCED:\n{}", out.stdout);
+        std::thread::sleep(Duration::from_millis(100));
+        out = common::weft([
+            "proxy-status",
+            "--discovery-address",
+            &mesh.discovery_address(),
+        ]);
+    }
+}

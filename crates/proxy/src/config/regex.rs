@@ -7,8 +7,11 @@
 use regex::{Regex, RegexBuilder};
 use serde::{Serialize, Serializer};
 
-/// Bounded so a hostile pattern cannot exhaust the proxy's memory.
-const SIZE_LIMIT: usize = 1 << 20;
+/// The largest compiled program the proxy accepts. Like Envoy's RE2
+/// `max_program_size`, this rejects (NACKs) patterns that are valid but too
+/// costly to run on every request, which Istio's validation lets through.
+/// Typical route regexes compile to a few KiB; `[a-z]{1000}` needs ~70 KiB.
+pub const MAX_PROGRAM_BYTES: usize = 32 * 1024;
 
 /// A compiled full-match regex that remembers its source for config dumps.
 #[derive(Clone, Debug)]
@@ -22,7 +25,7 @@ impl FullRegex {
         let ascii = ascii_perl_classes(pattern);
         let regex = RegexBuilder::new(&format!("^(?:{ascii})$"))
             .case_insensitive(ignore_case)
-            .size_limit(SIZE_LIMIT)
+            .size_limit(MAX_PROGRAM_BYTES)
             .build()?;
         Ok(FullRegex {
             source: pattern.to_string(),
