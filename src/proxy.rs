@@ -82,6 +82,7 @@ async fn proxy(args: ProxyArgs) -> Result<()> {
         namespace: args.namespace.clone(),
         labels: parse_labels(&args.labels)?,
         service_account: args.service_account.clone(),
+        outbound_port: Some(u32::from(args.outbound_port)),
     };
     let state = weft_proxy::ProxyState::new();
     let address = if args.discovery_address.contains("://") {

@@ -472,3 +472,66 @@ fn a_config_the_proxies_cannot_apply_is_nacked_and_the_previous_one_kept() {
         ]);
     }
 }
+
+#[test]
+fn every_proxy_port_can_be_set_by_a_flag() {
+    let net = 38;
+    let w = workloads();
+    let mesh = Mesh::start(
+        net,
+        &[
+            ("registry.yaml", registry(net, &w)),
+            ("subsets.yaml", SUBSETS.into()),
+            ("routes.yaml", route_all_to("v2")),
+        ],
+        &w,
+    );
+    let ip = mesh.ip(20);
+    let mut proxy = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("proxy")
+        .args([
+            "--discovery-address",
+            &mesh.discovery_address(),
+            "--ip",
+            &ip,
+            "--namespace",
+            "test",
+        ])
+        .args(["--labels", "app=other", "--name", "other"])
+        .args([
+            "--outbound-port",
+            "16001",
+            "--admin-port",
+            "16000",
+            "--status-port",
+            "16021",
+        ])
+        .env("RUST_LOG", "error")
+        .spawn()
+        .expect("start weft proxy");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while common::mesh::get(&format!("http://{ip}:16021/healthz/ready"), &[]).map(|r| r.0)
+        != Some(200)
+    {
+        if Instant::now() > deadline {
+            let _ = proxy.kill();
+            panic!("the proxy is ready on its --status-port");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let answer = common::mesh::proxied_get(&format!("{ip}:16001"), "http://hello:9080/", &[]);
+    let admin = common::mesh::get(&format!("http://{ip}:16000/ready"), &[]);
+    let default_port_free = std::net::TcpStream::connect(format!("{ip}:15001")).is_err();
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let body = answer.expect("forward proxy on --outbound-port").1;
+    assert!(
+        body.contains("\"version\":\"v2\""),
+        "routed through 16001: {body}"
+    );
+    assert_eq!(admin.map(|r| r.0), Some(200), "admin on --admin-port");
+    assert!(
+        default_port_free,
+        "nothing listens on the default outbound port"
+    );
+}

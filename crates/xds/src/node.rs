@@ -40,6 +40,9 @@ pub struct ProxyId {
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
     pub service_account: String,
+    /// The proxy's forward-proxy port (`weft proxy --outbound-port`), when it
+    /// is not the mesh default.
+    pub outbound_port: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,6 +56,7 @@ pub enum NodeError {
 const META_LABELS: &str = "LABELS";
 const META_NAMESPACE: &str = "NAMESPACE";
 const META_SERVICE_ACCOUNT: &str = "SERVICE_ACCOUNT";
+const META_OUTBOUND_PORT: &str = "OUTBOUND_PORT";
 
 impl ProxyId {
     /// `sidecar~127.0.20.1~hello-v1.demo~demo.svc.cluster.local`
@@ -78,6 +82,9 @@ impl ProxyId {
             META_SERVICE_ACCOUNT.to_string(),
             string(&self.service_account),
         );
+        if let Some(port) = self.outbound_port {
+            fields.insert(META_OUTBOUND_PORT.to_string(), string(&port.to_string()));
+        }
         let labels = self
             .labels
             .iter()
@@ -141,6 +148,7 @@ impl ProxyId {
             namespace: meta_string(META_NAMESPACE).unwrap_or_else(|| namespace.to_string()),
             labels,
             service_account: meta_string(META_SERVICE_ACCOUNT).unwrap_or_default(),
+            outbound_port: meta_string(META_OUTBOUND_PORT).and_then(|p| p.parse().ok()),
         })
     }
 }
@@ -158,6 +166,7 @@ mod tests {
             namespace: "demo".into(),
             labels: [("app".to_string(), "hello".to_string())].into(),
             service_account: "hello".into(),
+            outbound_port: Some(16001),
         };
         let node = id.to_node();
         assert_eq!(

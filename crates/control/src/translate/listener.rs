@@ -18,7 +18,10 @@ const UNIX_PREFIX: &str = "unix://";
 pub(super) fn listeners(view: &ProxyView<'_>) -> Vec<Listener> {
     let mut out = inbound(view);
     let ip = view.proxy.ip.as_str();
-    let port = view.snapshot.outbound_port;
+    let port = view
+        .proxy
+        .outbound_port
+        .unwrap_or(view.snapshot.outbound_port);
     out.push(Listener {
         name: format!("outbound|{}", socket(ip, port)),
         address: socket(ip, port),

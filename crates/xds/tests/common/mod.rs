@@ -47,6 +47,7 @@ pub fn proxy() -> ProxyId {
         namespace: "demo".into(),
         labels: BTreeMap::new(),
         service_account: "hello".into(),
+        outbound_port: None,
     }
 }
 
