@@ -535,3 +535,82 @@ fn every_proxy_port_can_be_set_by_a_flag() {
         "nothing listens on the default outbound port"
     );
 }
+
+#[test]
+fn outbound_traffic_policy_decides_for_hosts_outside_the_registry() {
+    let net = 39;
+    let w = workloads();
+    let registry = registry(net, &w).replace(
+        "kind: Sidecar\nmetadata: {name: client-v1, namespace: test}\nspec:\n",
+        "kind: Sidecar\nmetadata: {name: client-v1, namespace: test}\nspec:\n  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n",
+    );
+    let mesh = Mesh::start(
+        net,
+        &[
+            ("registry.yaml", registry),
+            ("subsets.yaml", SUBSETS.into()),
+            ("routes.yaml", route_all_to("v1")),
+        ],
+        &w,
+    );
+    // An address no service declares: hello-v2's app, straight on 127.0.0.1.
+    let outside = format!("http://127.0.0.1:{}/x", 20000 + u16::from(net) * 100 + 2);
+    let allowed = mesh
+        .via(1, &outside, &[])
+        .expect("hello-v1's sidecar answers");
+    assert_eq!(
+        allowed.0, 200,
+        "ALLOW_ANY (the mesh default) passes through: {allowed:?}"
+    );
+    let denied = mesh
+        .via(CLIENT, &outside, &[])
+        .expect("the client's sidecar answers");
+    assert_eq!(denied.0, 502, "REGISTRY_ONLY answers 502: {denied:?}");
+    // Registry hosts still work under REGISTRY_ONLY.
+    assert_eq!(
+        version_of(&mesh, "http://hello:9080/", &[]).as_deref(),
+        Some("v1")
+    );
+}
+
+#[test]
+fn tcp_routes_by_port_through_an_egress_listener() {
+    let net = 40;
+    let w = workloads();
+    let mut registry = registry(net, &w);
+    for host in [1u8, 2] {
+        let port = 20000 + u16::from(net) * 100 + u16::from(host);
+        let ingress = format!("    defaultEndpoint: 127.0.0.1:{port}\n");
+        registry = registry.replace(
+            &ingress,
+            &format!("{ingress}  - port: {{number: 9000, protocol: TCP, name: tcp}}\n    defaultEndpoint: 127.0.0.1:{port}\n"),
+        );
+    }
+    registry = registry.replace(
+        "kind: Sidecar\nmetadata: {name: client-v1, namespace: test}\nspec:\n",
+        &format!(
+            "kind: Sidecar\nmetadata: {{name: client-v1, namespace: test}}\nspec:\n  egress:\n  - port: {{number: 9000, protocol: TCP, name: tcp}}\n    bind: 127.0.{net}.{CLIENT}\n    captureMode: NONE\n    hosts: [\"./*\"]\n  - hosts: [\"./*\"]\n"
+        ),
+    );
+    let tcp = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: echo, namespace: test}\nspec:\n  hosts: [echo.test.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 9000, name: tcp, protocol: TCP}]\n  workloadSelector: {labels: {app: hello}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: echo, namespace: test}\nspec:\n  host: echo\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: echo, namespace: test}\nspec:\n  hosts: [echo]\n  tcp:\n  - match:\n    - port: 9000\n    route:\n    - destination: {host: echo, subset: v2, port: {number: 9000}}\n";
+    let mesh = Mesh::start(
+        net,
+        &[
+            ("registry.yaml", registry),
+            ("subsets.yaml", SUBSETS.into()),
+            ("routes.yaml", route_all_to("v1")),
+            ("tcp.yaml", tcp.into()),
+        ],
+        &w,
+    );
+    let url = format!("http://{}:9000/over-tcp", mesh.ip(CLIENT));
+    for _ in 0..10 {
+        // HTTP bytes, spliced as opaque TCP end to end.
+        let (status, body) = common::mesh::get(&url, &[]).expect("the TCP listener answers");
+        assert_eq!(status, 200);
+        assert!(
+            body.contains("\"version\":\"v2\"") && body.contains("/over-tcp"),
+            "{body}"
+        );
+    }
+}
