@@ -36,6 +36,9 @@ pub struct ProxyArgs {
     admin_port: u16,
     #[arg(long, default_value_t = 15001)]
     outbound_port: u16,
+    /// Istio's inbound capture port (the iptables REDIRECT target). Weft's local
+    /// mesh uses explicit Sidecar `ingress` listeners, so nothing binds it until
+    /// traffic capture lands; it is accepted for Istio compatibility.
     #[arg(long, default_value_t = 15006)]
     inbound_port: u16,
     #[arg(long, default_value_t = 15021)]
