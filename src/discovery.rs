@@ -29,23 +29,7 @@ pub struct DiscoveryArgs {
 
 pub fn run(args: DiscoveryArgs) -> ExitCode {
     crate::logging::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(discovery(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::block_on(discovery(args))
 }
 
 async fn discovery(args: DiscoveryArgs) -> Result<()> {

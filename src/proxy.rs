@@ -47,23 +47,7 @@ pub struct ProxyArgs {
 
 pub fn run(args: ProxyArgs) -> ExitCode {
     crate::logging::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(proxy(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::block_on(proxy(args))
 }
 
 pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>> {

@@ -47,26 +47,10 @@ pub struct ProxyConfigArgs {
 }
 
 pub fn run(args: ProxyConfigArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(proxy_config(&args)) {
-        Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::block_on(async {
+        print!("{}", proxy_config(&args).await?);
+        Ok(())
+    })
 }
 
 async fn proxy_config(args: &ProxyConfigArgs) -> Result<String> {

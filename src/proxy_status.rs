@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
 use weft_xds::proto::{ProxyStatus, SyncState};
 use weft_xds::type_url;
@@ -17,33 +18,22 @@ pub struct ProxyStatusArgs {
 }
 
 pub fn run(args: ProxyStatusArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(weft_xds::client::fetch_status(&args.discovery_address)) {
-        Ok(proxies) => {
-            let shown: Vec<&ProxyStatus> = proxies
-                .iter()
-                .filter(|p| args.proxy.as_deref().is_none_or(|q| matches_proxy(p, q)))
-                .collect();
-            print!("{}", render(&shown));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!(
-                "Error: cannot reach the control plane at {}: {e}",
-                args.discovery_address
-            );
-            ExitCode::FAILURE
-        }
-    }
+    crate::block_on(async {
+        let proxies = weft_xds::client::fetch_status(&args.discovery_address)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach the control plane at {}",
+                    args.discovery_address
+                )
+            })?;
+        let shown: Vec<&ProxyStatus> = proxies
+            .iter()
+            .filter(|p| args.proxy.as_deref().is_none_or(|q| matches_proxy(p, q)))
+            .collect();
+        print!("{}", render(&shown));
+        Ok(())
+    })
 }
 
 /// An IP, or `name.namespace`.

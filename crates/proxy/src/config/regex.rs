@@ -2,9 +2,9 @@
 //! matched against the whole value. The `regex` crate shares RE2's guarantees
 //! (linear time, no lookaround or backreferences); its Perl classes are
 //! Unicode-aware by default, so they are rewritten to ASCII-only as in RE2.
-//! (The same rules as `weft-api`'s validator, which the proxy does not depend on.)
+//! The rules live in `weft-re2`, shared with the config validator.
 
-use regex::{Regex, RegexBuilder};
+use regex::Regex;
 use serde::{Serialize, Serializer};
 
 /// The largest compiled program the proxy accepts. Like Envoy's RE2
@@ -22,11 +22,7 @@ pub struct FullRegex {
 
 impl FullRegex {
     pub fn new(pattern: &str, ignore_case: bool) -> Result<FullRegex, regex::Error> {
-        let ascii = ascii_perl_classes(pattern);
-        let regex = RegexBuilder::new(&format!("^(?:{ascii})$"))
-            .case_insensitive(ignore_case)
-            .size_limit(MAX_PROGRAM_BYTES)
-            .build()?;
+        let regex = weft_re2::compile_with(pattern, ignore_case, MAX_PROGRAM_BYTES)?;
         Ok(FullRegex {
             source: pattern.to_string(),
             regex,
@@ -52,64 +48,6 @@ impl Serialize for FullRegex {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.source)
     }
-}
-
-/// Rewrites `\d`, `\w`, `\s` (and negations) to their ASCII-only POSIX classes,
-/// inside or outside a bracket expression, leaving other escapes untouched.
-fn ascii_perl_classes(pattern: &str) -> String {
-    let mut out = String::with_capacity(pattern.len() + 8);
-    let mut chars = pattern.chars().peekable();
-    let mut in_class = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(n) => match posix_class(n) {
-                    Some(class) if in_class => out.push_str(class),
-                    Some(class) => {
-                        out.push('[');
-                        out.push_str(class);
-                        out.push(']');
-                    }
-                    None => {
-                        out.push('\\');
-                        out.push(n);
-                    }
-                },
-                None => out.push('\\'),
-            },
-            '[' if !in_class => {
-                in_class = true;
-                out.push('[');
-                // A `]` right after `[` or `[^` is a literal member.
-                if chars.peek() == Some(&'^') {
-                    out.push('^');
-                    chars.next();
-                }
-                if chars.peek() == Some(&']') {
-                    out.push(']');
-                    chars.next();
-                }
-            }
-            ']' if in_class => {
-                in_class = false;
-                out.push(']');
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-fn posix_class(escape: char) -> Option<&'static str> {
-    Some(match escape {
-        'd' => "[:digit:]",
-        'D' => "[:^digit:]",
-        'w' => "[:word:]",
-        'W' => "[:^word:]",
-        's' => "[:space:]",
-        'S' => "[:^space:]",
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
