@@ -175,7 +175,7 @@ async fn wait_ready() -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     for (service, version, ip, _) in WORKLOADS {
         let url = format!("http://{ip}:15021/healthz/ready");
-        while !matches!(http_get(&url, &[]).await, Ok((200, _))) {
+        while !matches!(crate::http_probe::get(&url, &[]).await, Ok((200, _))) {
             if tokio::time::Instant::now() > deadline {
                 bail!("the {service}-{version} proxy on {ip} did not become ready within 60s");
             }
@@ -184,7 +184,7 @@ async fn wait_ready() -> Result<()> {
     }
     let page = "http://127.0.10.1:9080/productpage";
     loop {
-        match http_get(page, &[]).await {
+        match crate::http_probe::get(page, &[]).await {
             Ok((200, body)) if body.contains("reviews") => return Ok(()),
             other if tokio::time::Instant::now() > deadline => {
                 bail!("{page} did not answer through the mesh: {other:?}")
@@ -211,42 +211,6 @@ fn print_instructions(dir: &Path) {
          Ctrl-C stops everything.",
         dir.join("config/routing.yaml").display()
     );
-}
-
-/// A minimal HTTP/1.1 GET (no dependency on a client library for a probe).
-pub async fn http_get(url: &str, headers: &[(&str, &str)]) -> Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").context("only http:// URLs")?;
-    let (authority, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
-    let mut stream = tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio::net::TcpStream::connect(authority),
-    )
-    .await
-    .context("connect timed out")??;
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw))
-        .await
-        .context("read timed out")??;
-    let text = String::from_utf8_lossy(&raw);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no status line")?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
 }
 
 /// The processes the demo started; all of them are killed when it stops.

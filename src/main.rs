@@ -3,6 +3,7 @@
 mod analyze;
 mod demo;
 mod discovery;
+mod http_probe;
 mod logging;
 mod proxy;
 mod proxy_config;

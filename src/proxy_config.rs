@@ -59,7 +59,7 @@ async fn proxy_config(args: &ProxyConfigArgs) -> Result<String> {
         "http://{}/config_dump",
         join_host_port(&ip, args.admin_port)
     );
-    let (status, body) = crate::demo::http_get(&url, &[])
+    let (status, body) = crate::http_probe::get(&url, &[])
         .await
         .with_context(|| format!("reading {url}"))?;
     if status != 200 {

@@ -178,7 +178,10 @@ fn live_reconfiguration_without_failed_requests_and_broken_files_change_nothing(
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     let _ = load.join();
-    println!("rerouted in {took:?}; {} requests, none failed", sent.load(Ordering::Relaxed));
+    println!(
+        "rerouted in {took:?}; {} requests, none failed",
+        sent.load(Ordering::Relaxed)
+    );
     assert!(took <= Duration::from_secs(1), "rerouted in {took:?}");
     assert_eq!(
         failures.load(Ordering::Relaxed),
