@@ -5,9 +5,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use weft_control::source::Debounce;
 use weft_control::{ControlPlane, Options};
 use weft_xds::server::AdsServer;
 
@@ -25,6 +27,16 @@ pub struct DiscoveryArgs {
     /// Mesh config in Istio's `mesh` format, layered over the defaults.
     #[arg(long = "mesh-config", alias = "meshConfigFile", value_name = "FILE")]
     mesh_config: Option<PathBuf>,
+    /// Quiet time after a change before pushing (Istio's PILOT_DEBOUNCE_AFTER).
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    debounce_after: Duration,
+    /// Longest a push waits while changes keep coming (Istio's PILOT_DEBOUNCE_MAX).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    debounce_max: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    weft_api::types::Duration::parse(s).map(|d| d.as_std())
 }
 
 pub fn run(args: DiscoveryArgs) -> ExitCode {
@@ -41,7 +53,14 @@ async fn discovery(args: DiscoveryArgs) -> Result<()> {
             args.config_dir.display()
         );
     }
-    let cp = ControlPlane::new(mesh, Options::default());
+    let options = Options {
+        debounce: Debounce {
+            quiet: args.debounce_after,
+            max_delay: args.debounce_max,
+        },
+        ..Options::default()
+    };
+    let cp = ControlPlane::new(mesh, options);
     let grpc = tokio::net::TcpListener::bind(args.grpc_addr)
         .await
         .with_context(|| format!("binding the xDS address {}", args.grpc_addr))?;
