@@ -62,6 +62,21 @@ fn route_all_to(version: &str) -> String {
     )
 }
 
+/// The standard test mesh: hello v1/v2 and a client, hello's subsets, and
+/// `routes` as the VirtualService file.
+fn start_hello(net: u8, routes: impl Into<String>) -> Mesh {
+    let w = workloads();
+    Mesh::start(
+        net,
+        &[
+            ("registry.yaml", registry(net, &w)),
+            ("subsets.yaml", SUBSETS.into()),
+            ("routes.yaml", routes.into()),
+        ],
+        &w,
+    )
+}
+
 /// Which version answered (the sample app echoes it for unknown paths).
 fn version_of(mesh: &Mesh, url: &str, headers: &[(&str, &str)]) -> Option<String> {
     let (status, body) = mesh.via(CLIENT, url, headers)?;
@@ -76,16 +91,7 @@ fn version_of(mesh: &Mesh, url: &str, headers: &[(&str, &str)]) -> Option<String
 fn weighted_split_and_matches_route_as_istio_does() {
     let net = 31;
     let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: hello, namespace: test}\nspec:\n  hosts: [hello]\n  http:\n  - match:\n    - headers:\n        x-canary: {exact: \"yes\"}\n    - uri: {prefix: /beta/}\n    - uri: {regex: \"/api/v[0-9]+/preview\"}\n    route:\n    - destination: {host: hello, subset: v2}\n  - route:\n    - destination: {host: hello, subset: v1}\n      weight: 80\n    - destination: {host: hello, subset: v2}\n      weight: 20\n";
-    let w = workloads();
-    let mesh = Mesh::start(
-        net,
-        &[
-            ("registry.yaml", registry(net, &w)),
-            ("subsets.yaml", SUBSETS.into()),
-            ("routes.yaml", vs.into()),
-        ],
-        &w,
-    );
+    let mesh = start_hello(net, vs);
     for _ in 0..20 {
         assert_eq!(
             version_of(&mesh, "http://hello:9080/x", &[("x-canary", "yes")]).as_deref(),
@@ -133,16 +139,7 @@ fn weighted_split_and_matches_route_as_istio_does() {
 #[test]
 fn live_reconfiguration_without_failed_requests_and_broken_files_change_nothing() {
     let net = 32;
-    let w = workloads();
-    let mesh = Arc::new(Mesh::start(
-        net,
-        &[
-            ("registry.yaml", registry(net, &w)),
-            ("subsets.yaml", SUBSETS.into()),
-            ("routes.yaml", route_all_to("v1")),
-        ],
-        &w,
-    ));
+    let mesh = Arc::new(start_hello(net, route_all_to("v1")));
     assert_eq!(
         version_of(&mesh, "http://hello:9080/", &[]).as_deref(),
         Some("v1")
@@ -218,16 +215,7 @@ fn live_reconfiguration_without_failed_requests_and_broken_files_change_nothing(
 #[test]
 fn proxies_keep_serving_without_the_control_plane_and_resync_after_it_returns() {
     let net = 33;
-    let w = workloads();
-    let mut mesh = Mesh::start(
-        net,
-        &[
-            ("registry.yaml", registry(net, &w)),
-            ("subsets.yaml", SUBSETS.into()),
-            ("routes.yaml", route_all_to("v1")),
-        ],
-        &w,
-    );
+    let mut mesh = start_hello(net, route_all_to("v1"));
     mesh.stop_discovery();
     for _ in 0..50 {
         assert_eq!(
@@ -257,15 +245,7 @@ fn proxies_keep_serving_without_the_control_plane_and_resync_after_it_returns() 
 fn proxy_status_shows_every_proxy_synced() {
     let net = 34;
     let w = workloads();
-    let mesh = Mesh::start(
-        net,
-        &[
-            ("registry.yaml", registry(net, &w)),
-            ("subsets.yaml", SUBSETS.into()),
-            ("routes.yaml", route_all_to("v1")),
-        ],
-        &w,
-    );
+    let mesh = start_hello(net, route_all_to("v1"));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let out = common::weft([
@@ -290,17 +270,8 @@ fn proxy_status_shows_every_proxy_synced() {
 #[test]
 fn proxy_config_shows_what_a_proxy_applied() {
     let net = 35;
-    let w = workloads();
     let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: hello, namespace: test}\nspec:\n  hosts: [hello]\n  http:\n  - match:\n    - headers:\n        x-canary: {exact: \"yes\"}\n    route:\n    - destination: {host: hello, subset: v2}\n  - route:\n    - destination: {host: hello, subset: v1}\n      weight: 80\n    - destination: {host: hello, subset: v2}\n      weight: 20\n";
-    let mesh = Mesh::start(
-        net,
-        &[
-            ("registry.yaml", registry(net, &w)),
-            ("subsets.yaml", SUBSETS.into()),
-            ("routes.yaml", vs.into()),
-        ],
-        &w,
-    );
+    let mesh = start_hello(net, vs);
     let client_ip = mesh.ip(CLIENT);
     let routes = common::weft(["proxy-config", "routes", &client_ip]);
     assert_eq!(routes.code, 0, "{}", routes.stderr);
@@ -364,15 +335,7 @@ fn proxy_config_shows_what_a_proxy_applied() {
 fn control_plane_reports_metrics_and_readiness() {
     let net = 36;
     let w = workloads();
-    let mesh = Mesh::start(
-        net,
-        &[
-            ("registry.yaml", registry(net, &w)),
-            ("subsets.yaml", SUBSETS.into()),
-            ("routes.yaml", route_all_to("v1")),
-        ],
-        &w,
-    );
+    let mesh = start_hello(net, route_all_to("v1"));
     let base = format!("http://127.0.{net}.250:15014");
     assert_eq!(
         common::mesh::get(&format!("{base}/ready"), &[]).map(|r| r.0),
@@ -404,15 +367,7 @@ fn control_plane_reports_metrics_and_readiness() {
 fn a_config_the_proxies_cannot_apply_is_nacked_and_the_previous_one_kept() {
     let net = 37;
     let w = workloads();
-    let mesh = Mesh::start(
-        net,
-        &[
-            ("registry.yaml", registry(net, &w)),
-            ("subsets.yaml", SUBSETS.into()),
-            ("routes.yaml", route_all_to("v1")),
-        ],
-        &w,
-    );
+    let mesh = start_hello(net, route_all_to("v1"));
     // Valid for Istio's validation, but its compiled program is over the
     // proxy's limit (as Envoy's max_program_size rejects it).
     let costly = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: hello, namespace: test}\nspec:\n  hosts: [hello]\n  http:\n  - match:\n    - uri: {regex: \"/[a-z]{1000}\"}\n    route:\n    - destination: {host: hello, subset: v1}\n  - route:\n    - destination: {host: hello, subset: v2}\n";
@@ -481,16 +436,7 @@ fn a_config_the_proxies_cannot_apply_is_nacked_and_the_previous_one_kept() {
 #[test]
 fn every_proxy_port_can_be_set_by_a_flag() {
     let net = 38;
-    let w = workloads();
-    let mesh = Mesh::start(
-        net,
-        &[
-            ("registry.yaml", registry(net, &w)),
-            ("subsets.yaml", SUBSETS.into()),
-            ("routes.yaml", route_all_to("v2")),
-        ],
-        &w,
-    );
+    let mesh = start_hello(net, route_all_to("v2"));
     let ip = mesh.ip(20);
     let mut proxy = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
         .arg("proxy")
