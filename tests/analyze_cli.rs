@@ -524,3 +524,26 @@ fn valid_istio_configs_of_every_kind_raise_no_error() {
         assert!(kinds.contains(kind), "the valid corpus covers {kind}");
     }
 }
+
+#[test]
+fn standard_input_is_read_with_a_dash() {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["analyze", "-o", "json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("weft runs");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(BROKEN_HOST.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("weft finishes");
+    assert_eq!(out.status.code(), Some(79));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v[0]["code"], "IST0101");
+    assert_eq!(v[0]["origin"]["file"], "-");
+    assert_eq!(v[0]["origin"]["line"], 11);
+}
