@@ -77,6 +77,15 @@ fn start_hello(net: u8, routes: impl Into<String>) -> Mesh {
     )
 }
 
+/// Polls until plain requests to hello answer from `version`.
+fn wait_for_version(mesh: &Mesh, version: &str, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    while version_of(mesh, "http://hello:9080/", &[]).as_deref() != Some(version) {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Which version answered (the sample app echoes it for unknown paths).
 fn version_of(mesh: &Mesh, url: &str, headers: &[(&str, &str)]) -> Option<String> {
     let (status, body) = mesh.via(CLIENT, url, headers)?;
@@ -202,14 +211,12 @@ fn live_reconfiguration_without_failed_requests_and_broken_files_change_nothing(
     }
     // And the control plane still serves: a good edit goes through.
     mesh.write("routes.yaml", &route_all_to("v1"));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while version_of(&mesh, "http://hello:9080/", &[]).as_deref() != Some("v1") {
-        assert!(
-            Instant::now() < deadline,
-            "a good edit after a broken one is applied"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_version(
+        &mesh,
+        "v1",
+        Duration::from_secs(5),
+        "a good edit after a broken one is applied",
+    );
 }
 
 #[test]
@@ -231,14 +238,12 @@ fn proxies_keep_serving_without_the_control_plane_and_resync_after_it_returns() 
         "no control plane, no change"
     );
     mesh.start_discovery();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while version_of(&mesh, "http://hello:9080/", &[]).as_deref() != Some("v2") {
-        assert!(
-            Instant::now() < deadline,
-            "proxies resync after the control plane restarts"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_version(
+        &mesh,
+        "v2",
+        Duration::from_secs(15),
+        "proxies resync after the control plane restarts",
+    );
 }
 
 #[test]
@@ -407,14 +412,12 @@ fn a_config_the_proxies_cannot_apply_is_nacked_and_the_previous_one_kept() {
     );
 
     mesh.write("routes.yaml", &route_all_to("v2"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while version_of(&mesh, "http://hello:9080/", &[]).as_deref() != Some("v2") {
-        assert!(
-            Instant::now() < deadline,
-            "a good config after a NACK is applied"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_version(
+        &mesh,
+        "v2",
+        Duration::from_secs(10),
+        "a good config after a NACK is applied",
+    );
     let out = common::weft([
         "proxy-status",
         "--discovery-address",
