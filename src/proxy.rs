@@ -90,6 +90,15 @@ async fn proxy(args: ProxyArgs) -> Result<()> {
         args.ip,
         address
     );
+    tracing::info!(
+        "inbound capture port {} is reserved: traffic capture is not implemented yet, inbound listeners come from Sidecar ingress",
+        args.inbound_port
+    );
+    if id.proxy_type == ProxyType::Router {
+        tracing::warn!(
+            "--type router: Gateway resources are not translated yet; this proxy gets sidecar config"
+        );
+    }
     tokio::select! {
         () = client.run() => bail!("the xDS client stopped"),
         r = admin => r.context("admin server"),
