@@ -49,7 +49,17 @@ pub fn block_on<F>(command: F) -> ExitCode
 where
     F: std::future::Future<Output = anyhow::Result<()>>,
 {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    block_on_threads(workers, command)
+}
+
+/// Runs `command` on a multi-threaded runtime with `workers` worker threads.
+pub fn block_on_threads<F>(workers: usize, command: F) -> ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
         .enable_all()
         .build()
     {

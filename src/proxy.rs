@@ -43,11 +43,18 @@ pub struct ProxyArgs {
     inbound_port: u16,
     #[arg(long, default_value_t = 15021)]
     status_port: u16,
+    /// Worker threads for the data plane (Istio's proxy `concurrency`).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// The workload's locality, `region/zone/subzone`, for locality-aware load
+    /// balancing (Istio takes it from the node's topology labels).
+    #[arg(long, default_value = "")]
+    locality: String,
 }
 
 pub fn run(args: ProxyArgs) -> ExitCode {
     crate::logging::init();
-    crate::block_on(proxy(args))
+    crate::block_on_threads(usize::from(args.concurrency), proxy(args))
 }
 
 pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>> {
@@ -71,7 +78,10 @@ async fn proxy(args: ProxyArgs) -> Result<()> {
         service_account: args.service_account.clone(),
         outbound_port: Some(u32::from(args.outbound_port)),
     };
-    let state = weft_proxy::ProxyState::new();
+    let state = weft_proxy::ProxyState::with_node(weft_proxy::NodeInfo {
+        locality: args.locality.clone(),
+        labels: id.labels.clone(),
+    });
     let address = if args.discovery_address.contains("://") {
         args.discovery_address.clone()
     } else {

@@ -31,7 +31,7 @@ pub mod metrics;
 mod tcp;
 mod upstream;
 
-pub use config::{ConfigError, ListenerStatus, ProxyState, Snapshot};
+pub use config::{ConfigError, ListenerStatus, NodeInfo, ProxyState, Snapshot};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;

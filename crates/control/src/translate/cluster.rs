@@ -83,6 +83,7 @@ fn build(view: &ProxyView<'_>, service: &Service, dr: Option<&DrEntry>) -> Servi
                 connect_timeout: timeout.and_then(|t| prost_types::Duration::try_from(t).ok()),
                 passthrough: service.resolution == Resolution::Passthrough
                     || lb == LoadBalancer::Passthrough,
+                ..Default::default()
             };
             out.clusters.push(interner.cluster(&cluster));
             let endpoints = Endpoints {

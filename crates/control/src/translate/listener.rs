@@ -183,6 +183,7 @@ fn tcp_routes(view: &ProxyView<'_>, egress: &IstioEgressListener, port: u32) -> 
                             } else {
                                 u32::try_from(d.weight).unwrap_or(0)
                             },
+                            ..Default::default()
                         })
                     })
                     .collect();
@@ -191,6 +192,7 @@ fn tcp_routes(view: &ProxyView<'_>, egress: &IstioEgressListener, port: u32) -> 
                         port: 0,
                         destination_subnets: service.addresses.clone(),
                         clusters,
+                        ..Default::default()
                     });
                     continue;
                 }
@@ -208,6 +210,7 @@ fn tcp_routes(view: &ProxyView<'_>, egress: &IstioEgressListener, port: u32) -> 
                                 m.destination_subnets.clone()
                             },
                             clusters: clusters.clone(),
+                            ..Default::default()
                         });
                     }
                 }
@@ -219,7 +222,9 @@ fn tcp_routes(view: &ProxyView<'_>, egress: &IstioEgressListener, port: u32) -> 
             clusters: vec![WeightedCluster {
                 cluster: cluster_name(port, "", &service.hostname),
                 weight: 100,
+                ..Default::default()
             }],
+            ..Default::default()
         });
     }
     routes

@@ -78,10 +78,12 @@ fn virtual_hosts(view: &ProxyView<'_>, services: &[&Arc<Service>], port: u32) ->
                     clusters: vec![WeightedCluster {
                         cluster: cluster_name(port, "", &service.hostname),
                         weight: 100,
+                        ..Default::default()
                     }],
                 })),
                 timeout: None,
                 origin: String::new(),
+                ..Default::default()
             });
         }
         hosts.push(VirtualHost {
@@ -167,6 +169,7 @@ fn http_route(
             .timeout
             .and_then(|t| prost_types::Duration::try_from(t.as_std()).ok()),
         origin: format!("{}/{}#{index}", vs.namespace, vs.name),
+        ..Default::default()
     })
 }
 
@@ -240,6 +243,7 @@ fn forward(
                     } else {
                         u32::try_from(d.weight).unwrap_or(0)
                     },
+                    ..Default::default()
                 })
             })
             .collect(),
@@ -288,6 +292,7 @@ fn redirect_action(r: &HTTPRedirect) -> Redirect {
         } else {
             r.redirect_code
         },
+        ..Default::default()
     }
 }
 

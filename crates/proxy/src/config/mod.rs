@@ -18,7 +18,7 @@ pub mod snapshot;
 mod state;
 
 pub use snapshot::{Snapshot, Upstream, Versioned};
-pub use state::{ListenerStatus, ProxyState};
+pub use state::{ListenerStatus, NodeInfo, ProxyState};
 
 /// Why an update was rejected; the text is the NACK's message.
 #[derive(Debug, thiserror::Error)]

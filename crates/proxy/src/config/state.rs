@@ -38,6 +38,16 @@ struct Inner {
     listener_status: Mutex<BTreeMap<String, ListenerStatus>>,
     metrics: Metrics,
     clients: SharedClients,
+    node: NodeInfo,
+}
+
+/// What the proxy knows about its own workload, for decisions that depend on
+/// where a request comes from (locality-aware load balancing, source IP).
+#[derive(Clone, Debug, Default)]
+pub struct NodeInfo {
+    /// `region/zone/subzone`; empty when unknown.
+    pub locality: String,
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -70,6 +80,10 @@ impl Default for ProxyState {
 
 impl ProxyState {
     pub fn new() -> ProxyState {
+        ProxyState::with_node(NodeInfo::default())
+    }
+
+    pub fn with_node(node: NodeInfo) -> ProxyState {
         ProxyState {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(Snapshot::default()),
@@ -79,6 +93,7 @@ impl ProxyState {
                 listener_status: Mutex::new(BTreeMap::new()),
                 metrics: Metrics::new(),
                 clients: SharedClients::new(),
+                node,
             }),
         }
     }
@@ -100,6 +115,10 @@ impl ProxyState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    pub fn node(&self) -> &NodeInfo {
+        &self.inner.node
     }
 
     pub(crate) fn clients(&self) -> &SharedClients {
