@@ -31,6 +31,20 @@ pub(crate) struct ConnInfo {
     pub listener: Arc<ArcSwap<Listener>>,
     /// The bound local address (TCP only).
     pub local: Option<SocketAddr>,
+    /// The downstream peer (TCP connections only; None on the listener's own copy).
+    pub peer: Option<SocketAddr>,
+}
+
+impl ConnInfo {
+    /// This listener's info for one accepted connection from `peer`.
+    fn for_peer(&self, peer: SocketAddr) -> ConnInfo {
+        ConnInfo {
+            state: self.state.clone(),
+            listener: self.listener.clone(),
+            local: self.local,
+            peer: Some(peer),
+        }
+    }
 }
 
 struct Bound {
@@ -145,6 +159,7 @@ impl ListenerManager {
             state: self.state.clone(),
             listener: config.clone(),
             local,
+            peer: None,
         });
         let task = tokio::spawn(accept_loop(socket, info, stop_rx));
         self.bound.insert(
@@ -206,7 +221,7 @@ async fn accept_loop(socket: Socket, info: Arc<ConnInfo>, mut stop: watch::Recei
         let stopped = until_true(&mut stop);
         let accepted = async {
             match &socket {
-                Socket::Tcp(l) => l.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+                Socket::Tcp(l) => l.accept().await.map(|(s, peer)| Accepted::Tcp(s, peer)),
                 Socket::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
             }
         };
@@ -227,14 +242,15 @@ async fn accept_loop(socket: Socket, info: Arc<ConnInfo>, mut stop: watch::Recei
 }
 
 enum Accepted {
-    Tcp(TcpStream),
+    Tcp(TcpStream, SocketAddr),
     Unix(tokio::net::UnixStream),
 }
 
 async fn handle(conn: Accepted, info: Arc<ConnInfo>, drain: watch::Receiver<bool>) {
     let listener = info.listener.load_full();
     match conn {
-        Accepted::Tcp(stream) => {
+        Accepted::Tcp(stream, peer) => {
+            let info = Arc::new(info.for_peer(peer));
             let _ = stream.set_nodelay(true);
             let protocol = match listener.protocol {
                 Protocol::Detect => crate::detect::detect(&stream).await,

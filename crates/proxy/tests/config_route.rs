@@ -64,6 +64,7 @@ fn weights() {
     let one = WeightedClusters::from_proto(vec![proto::WeightedCluster {
         cluster: "a".into(),
         weight: 0,
+        ..Default::default()
     }])
     .expect("valid");
     assert_eq!(&**one.pick(), "a");
@@ -71,10 +72,12 @@ fn weights() {
         proto::WeightedCluster {
             cluster: "a".into(),
             weight: 0,
+            ..Default::default()
         },
         proto::WeightedCluster {
             cluster: "b".into(),
             weight: 0,
+            ..Default::default()
         },
     ]);
     assert!(zero.is_err());
@@ -82,10 +85,12 @@ fn weights() {
         proto::WeightedCluster {
             cluster: "a".into(),
             weight: 0,
+            ..Default::default()
         },
         proto::WeightedCluster {
             cluster: "b".into(),
             weight: 5,
+            ..Default::default()
         },
     ])
     .expect("valid");

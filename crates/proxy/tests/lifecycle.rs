@@ -151,7 +151,9 @@ async fn tcp_routes_inbound_tcp_and_protocol_detection() {
                     clusters: vec![proto::WeightedCluster {
                         cluster: "b".into(),
                         weight: 1,
+                        ..Default::default()
                     }],
+                    ..Default::default()
                 },
                 proto::TcpRoute {
                     port: 0,
@@ -159,7 +161,9 @@ async fn tcp_routes_inbound_tcp_and_protocol_detection() {
                     clusters: vec![proto::WeightedCluster {
                         cluster: "a".into(),
                         weight: 1,
+                        ..Default::default()
                     }],
+                    ..Default::default()
                 },
             ],
             ..Default::default()

@@ -2,56 +2,16 @@
 //! endpoint's in-flight count held until they end), local replies are small
 //! fixed buffers. An `Either` instead of a boxed body avoids an allocation.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{Either, Full};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::Body;
 
-use crate::upstream::lb::InFlight;
+use crate::upstream::UpstreamBody;
 
-pub type ProxyBody = Either<TrackedBody, Full<Bytes>>;
-
-/// An upstream body that keeps its endpoint counted as busy until the body is
-/// dropped (finished or abandoned), which is what least-request balances on.
-#[derive(Debug)]
-pub struct TrackedBody {
-    inner: Incoming,
-    _in_flight: Option<InFlight>,
-}
-
-impl TrackedBody {
-    pub fn new(inner: Incoming, in_flight: Option<InFlight>) -> TrackedBody {
-        TrackedBody {
-            inner,
-            _in_flight: in_flight,
-        }
-    }
-}
-
-impl Body for TrackedBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        // `Incoming` is Unpin, so no pin projection is needed.
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
 /// What handling a request produced, for the response, the metrics and the log.
 pub struct Outcome {

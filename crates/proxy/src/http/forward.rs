@@ -10,12 +10,14 @@ use http::{HeaderValue, Request, StatusCode, Uri, Version, header};
 use http_body_util::Either;
 use hyper::body::Incoming;
 
-use super::body::{LocalReply, Outcome, TrackedBody, local};
+use super::body::{LocalReply, Outcome, local};
 use super::headers::{X_ENVOY_UPSTREAM_SERVICE_TIME, ensure_request_id, strip_hop_by_hop};
 use crate::config::ProxyState;
 use crate::config::snapshot::Upstream;
-use crate::upstream::HttpClient;
-use crate::upstream::lb::{self, InFlight};
+use crate::listeners::ConnInfo;
+use crate::upstream::{
+    HttpClient, RequestBody, RequestContext, SendError, UpstreamBody, send_with,
+};
 
 /// Forwards to one of the cluster's endpoints. `requested` is the authority
 /// the client asked for, used by passthrough (NONE-resolution) clusters.
@@ -24,10 +26,11 @@ pub async fn to_cluster(
     upstream: &Upstream,
     requested: Option<Authority>,
     timeout: Option<Duration>,
-    state: &ProxyState,
+    conn: &ConnInfo,
 ) -> Outcome {
     let cluster = &upstream.cluster;
-    if cluster.passthrough {
+    let mut req = req.map(RequestBody::from);
+    let (authority, in_flight) = if cluster.passthrough {
         let Some(authority) = requested else {
             return reply(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -36,75 +39,82 @@ pub async fn to_cluster(
                 cluster.name.clone(),
             );
         };
-        let client = &upstream.state.client;
-        return send(
-            client,
-            req,
-            authority,
-            upstream.state.is_h2(),
-            timeout,
-            None,
-            cluster.name.clone(),
-            state,
+        (authority, None)
+    } else {
+        let ctx = RequestContext {
+            headers: req.headers(),
+            query: req.uri().query(),
+            source: conn.peer.map(|p| p.ip()),
+        };
+        let Some(picked) = upstream.pick(&ctx, &[]) else {
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UH",
+                "no healthy upstream",
+                cluster.name.clone(),
+            );
+        };
+        (
+            picked.endpoint.address.authority.clone(),
+            Some(picked.in_flight),
         )
-        .await;
-    }
-    let endpoints = upstream
-        .endpoints
-        .as_deref()
-        .map_or(&[][..], |e| e.endpoints.as_slice());
-    let Some(endpoint) = lb::pick(cluster.load_balancer, endpoints, &upstream.state.rr) else {
-        return reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "UH",
-            "no healthy upstream",
-            cluster.name.clone(),
-        );
     };
-    let in_flight = InFlight::start(&endpoint.stats);
-    send(
-        &upstream.state.client,
-        req,
-        endpoint.address.authority.clone(),
-        upstream.state.is_h2(),
-        timeout,
-        Some(in_flight),
-        cluster.name.clone(),
-        state,
-    )
-    .await
+    if let Err(rejected) = prepare(&mut req, authority, upstream.is_h2(), &cluster.name) {
+        return rejected.into();
+    }
+    let start = Instant::now();
+    let result = match timeout {
+        Some(t) => match tokio::time::timeout(t, upstream.send(req, in_flight)).await {
+            Ok(r) => r,
+            Err(_) => return timed_out(cluster.name.clone()),
+        },
+        None => upstream.send(req, in_flight).await,
+    };
+    finish(result, start, cluster.name.clone(), &conn.state)
 }
 
-/// Sends `req` to `authority` over `client`, with the route's timeout.
-#[allow(clippy::too_many_arguments)]
+/// Sends `req` to `authority` over one of the shared clients, with the
+/// route's timeout.
 pub async fn send(
     client: &HttpClient,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     authority: Authority,
     h2: bool,
     timeout: Option<Duration>,
-    in_flight: Option<InFlight>,
     cluster: Arc<str>,
     state: &ProxyState,
 ) -> Outcome {
+    let mut req = req.map(RequestBody::from);
     if let Err(rejected) = prepare(&mut req, authority, h2, &cluster) {
         return rejected.into();
     }
     let start = Instant::now();
     let result = match timeout {
-        Some(t) => match tokio::time::timeout(t, client.request(req)).await {
+        Some(t) => match tokio::time::timeout(t, send_with(client, req, None)).await {
             Ok(r) => r,
-            Err(_) => {
-                return reply(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "UT",
-                    "upstream request timeout",
-                    cluster,
-                );
-            }
+            Err(_) => return timed_out(cluster),
         },
-        None => client.request(req).await,
+        None => send_with(client, req, None).await,
     };
+    finish(result, start, cluster, state)
+}
+
+fn timed_out(cluster: Arc<str>) -> Outcome {
+    reply(
+        StatusCode::GATEWAY_TIMEOUT,
+        "UT",
+        "upstream request timeout",
+        cluster,
+    )
+}
+
+/// Turns an attempt's result into the downstream response or a local reply.
+fn finish(
+    result: Result<http::Response<UpstreamBody>, SendError>,
+    start: Instant,
+    cluster: Arc<str>,
+    state: &ProxyState,
+) -> Outcome {
     match result {
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
@@ -113,14 +123,19 @@ pub async fn send(
             parts
                 .headers
                 .insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), HeaderValue::from(ms));
-            let body = Either::Left(TrackedBody::new(body, in_flight));
             Outcome {
-                response: http::Response::from_parts(parts, body),
+                response: http::Response::from_parts(parts, Either::Left(body)),
                 flags: "-",
                 cluster,
             }
         }
-        Err(e) if e.is_connect() => {
+        Err(SendError::Overflow) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UO",
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+            cluster,
+        ),
+        Err(SendError::ConnectFailure(e)) => {
             tracing::debug!(%cluster, error = %e, "upstream connect failure");
             state.metrics().connect_failure(&cluster);
             reply(
@@ -130,7 +145,7 @@ pub async fn send(
                 cluster,
             )
         }
-        Err(e) => {
+        Err(SendError::Reset(e)) => {
             tracing::debug!(%cluster, error = %e, "upstream request failed");
             reply(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -145,7 +160,7 @@ pub async fn send(
 /// Rewrites the request for the upstream: its URI points at the endpoint
 /// while Host keeps what the client asked for; hop-by-hop headers go.
 fn prepare(
-    req: &mut Request<Incoming>,
+    req: &mut Request<RequestBody>,
     authority: Authority,
     h2: bool,
     cluster: &Arc<str>,

@@ -138,7 +138,7 @@ async fn route(
             } else {
                 None
             };
-            forward::to_cluster(req, upstream, requested, route.timeout, state).await
+            forward::to_cluster(req, upstream, requested, route.timeout, conn).await
         }
         Action::Redirect(r) => redirect_reply(r, &t, path, query),
         Action::DirectResponse { status, body } => Outcome {
@@ -216,7 +216,6 @@ async fn passthrough(
                 authority,
                 false,
                 None,
-                None,
                 NAMES.passthrough.clone(),
                 state,
             )
@@ -250,7 +249,6 @@ async fn inbound(
         req,
         app.authority.clone(),
         h2,
-        None,
         None,
         listener.name.clone(),
         state,

@@ -157,6 +157,7 @@ pub fn forward(clusters: &[(&str, u32)]) -> Option<proto::route::Action> {
             .map(|(c, w)| proto::WeightedCluster {
                 cluster: c.to_string(),
                 weight: *w,
+                ..Default::default()
             })
             .collect(),
     }))
