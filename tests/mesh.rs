@@ -13,21 +13,9 @@ const CLIENT: u8 = 9;
 
 fn workloads() -> Vec<Workload> {
     vec![
-        Workload {
-            service: "hello",
-            version: "v1",
-            host: 1,
-        },
-        Workload {
-            service: "hello",
-            version: "v2",
-            host: 2,
-        },
-        Workload {
-            service: "client",
-            version: "v1",
-            host: CLIENT,
-        },
+        Workload::sample("hello", "v1", 1),
+        Workload::sample("hello", "v2", 2),
+        Workload::sample("client", "v1", CLIENT),
     ]
 }
 

@@ -4,6 +4,8 @@
 //! forward proxy (`--proxy`), as `http_proxy` clients do, and carry the
 //! headers Istio asks applications to propagate.
 
+mod echo;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,10 +14,10 @@ use bytes::Bytes;
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -67,8 +69,10 @@ async fn main() -> std::io::Result<()> {
         let args = args.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(args.clone(), req));
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
+            // HTTP/1.1 and h2c (prior knowledge) on one port, as gRPC-style
+            // backends behind `http2` ports need.
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .await;
         });
     }
@@ -76,6 +80,7 @@ async fn main() -> std::io::Result<()> {
 
 async fn handle(args: Arc<Args>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
+    echo::record(&path);
     let propagate: Vec<(String, String)> = PROPAGATED
         .iter()
         .filter_map(|h| {
@@ -98,10 +103,13 @@ async fn handle(args: Arc<Args>, req: Request<Incoming>) -> Result<Response<Body
         }
         ("reviews", p) if p.starts_with("/reviews") => reviews(&args, &propagate).await,
         // Anything else echoes who answered: handy for tests and for curl.
-        _ => json_ok(json!({
-            "service": args.service, "version": args.version, "path": path,
-            "host": req.headers().get("host").and_then(|h| h.to_str().ok()),
-        })),
+        _ => {
+            let (parts, _body) = req.into_parts();
+            let (status, body) = echo::respond(&args.service, &args.version, &parts).await;
+            let mut resp = json_ok(body);
+            *resp.status_mut() = status;
+            resp
+        }
     };
     Ok(response)
 }

@@ -11,6 +11,36 @@ pub struct Workload {
     pub version: &'static str,
     /// Last octet of the workload's address.
     pub host: u8,
+    pub app: App,
+}
+
+/// The application a workload runs behind its sidecar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum App {
+    /// `sample-app`: bookinfo services and the echo service.
+    Sample,
+    /// `tests/grpc/echo.py`: a grpcio server.
+    Grpc,
+}
+
+impl Workload {
+    pub const fn sample(service: &'static str, version: &'static str, host: u8) -> Workload {
+        Workload {
+            service,
+            version,
+            host,
+            app: App::Sample,
+        }
+    }
+
+    pub const fn grpc(service: &'static str, version: &'static str, host: u8) -> Workload {
+        Workload {
+            service,
+            version,
+            host,
+            app: App::Grpc,
+        }
+    }
 }
 
 pub struct Mesh {
@@ -50,15 +80,24 @@ impl Mesh {
         mesh.start_discovery();
         for w in workloads {
             let ip = mesh.ip(w.host);
-            let app_port = 20000 + u16::from(net) * 100 + u16::from(w.host);
-            let app = Command::new(sample_app())
-                .args(["--service", w.service, "--version", w.version])
-                .args(["--listen", &format!("127.0.0.1:{app_port}")])
-                .args(["--proxy", &format!("{ip}:15001")])
-                .stdin(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start sample-app");
+            let listen = format!("127.0.0.1:{}", app_port(net, w.host));
+            let app = match w.app {
+                App::Sample => Command::new(sample_app())
+                    .args(["--service", w.service, "--version", w.version])
+                    .args(["--listen", &listen])
+                    .args(["--proxy", &format!("{ip}:15001")])
+                    .stdin(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start sample-app"),
+                App::Grpc => Command::new("python3")
+                    .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpc/echo.py"))
+                    .args(["serve", &listen, &format!("{}-{}", w.service, w.version)])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("start the gRPC echo server (python3 with grpcio)"),
+            };
             mesh.others.push(app);
             let proxy = Command::new(env!("CARGO_BIN_EXE_weft"))
                 .arg("proxy")
@@ -144,6 +183,11 @@ impl Drop for Mesh {
             let _ = c.wait();
         }
     }
+}
+
+/// Where workload `host` of net `net` runs its application.
+pub fn app_port(net: u8, host: u8) -> u16 {
+    20000 + u16::from(net) * 100 + u16::from(host)
 }
 
 fn sample_app() -> PathBuf {
