@@ -81,10 +81,8 @@ pub async fn respond(service: &str, version: &str, parts: &Parts) -> (StatusCode
                 status = StatusCode::SERVICE_UNAVAILABLE;
             }
         }
-        Some("fail-version") => {
-            if segments.next() == Some(version) {
-                status = StatusCode::SERVICE_UNAVAILABLE;
-            }
+        Some("fail-version") if segments.next() == Some(version) => {
+            status = StatusCode::SERVICE_UNAVAILABLE;
         }
         Some("seen") => {
             let prefix = query
