@@ -44,8 +44,11 @@ pub(super) fn route_match(m: &HTTPMatchRequest) -> RouteMatch {
     }
 }
 
+/// Sorted by lowercase name, so the order does not depend on how the YAML
+/// spelled them.
 fn header_matches(map: &BTreeMap<String, ApiMatch>) -> Vec<HeaderMatch> {
-    map.iter()
+    let mut out: Vec<HeaderMatch> = map
+        .iter()
         // Pseudo-header names are matched by their own fields in Istio.
         .filter(|(k, _)| !matches!(k.as_str(), "uri" | "scheme" | "method" | "authority"))
         .map(|(k, v)| HeaderMatch {
@@ -53,7 +56,9 @@ fn header_matches(map: &BTreeMap<String, ApiMatch>) -> Vec<HeaderMatch> {
             // `{}` has no kind: the header only has to be present.
             value: string_match(v),
         })
-        .collect()
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }
 
 /// `None` for an empty match (`{}`: present).
