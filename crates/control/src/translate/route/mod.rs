@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 mod actions;
 mod delegate;
+mod hashing;
 mod matches;
 mod policies;
 
@@ -83,7 +84,7 @@ fn virtual_hosts(view: &ProxyView<'_>, services: &[&Arc<Service>], port: u32) ->
                         ..Default::default()
                     }],
                 })),
-                retry: policies::retry_policy(None, &view.snapshot.mesh),
+                retry: policies::retry_policy(None, &view.snapshot.mesh, false),
                 ..Default::default()
             });
         }
@@ -223,9 +224,10 @@ fn http_route(
     let (timeout, retry) = if fault.is_some() {
         (None, None)
     } else {
+        let hashed = hashing::hashes_by_destination(view, rule_ns, &rule.route, port);
         (
             rule.timeout.as_ref().and_then(policies::duration),
-            policies::retry_policy(rule.retries.as_ref(), &view.snapshot.mesh),
+            policies::retry_policy(rule.retries.as_ref(), &view.snapshot.mesh, hashed),
         )
     };
     Some(Route {

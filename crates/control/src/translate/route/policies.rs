@@ -53,20 +53,27 @@ pub(super) fn duration(d: &ApiDuration) -> Option<prost_types::Duration> {
     prost_types::Duration::try_from(d.as_std()).ok()
 }
 
-fn default_retry_policy() -> RetryPolicy {
+/// `hashed`: a destination uses consistent hashing, where a retry must go
+/// back to the same endpoint.
+fn default_retry_policy(hashed: bool) -> RetryPolicy {
     RetryPolicy {
         attempts: DEFAULT_ATTEMPTS,
         retry_on: DEFAULT_RETRY_ON.iter().map(|s| s.to_string()).collect(),
         retriable_status_codes: vec![503],
-        avoid_previous_hosts: true,
+        avoid_previous_hosts: !hashed,
         ..Default::default()
     }
 }
 
 /// Istio's `retry.ConvertPolicy`: no `retries` means the mesh's
 /// `defaultHttpRetryPolicy`, else the built-in default; `attempts <= 0`
-/// means no retries; set fields override the default's.
-pub(super) fn retry_policy(rule: Option<&HTTPRetry>, mesh: &MeshConfig) -> Option<RetryPolicy> {
+/// means no retries; set fields override the default's. `hashed`: see
+/// [`default_retry_policy`]; an explicit `retryIgnorePreviousHosts` wins.
+pub(super) fn retry_policy(
+    rule: Option<&HTTPRetry>,
+    mesh: &MeshConfig,
+    hashed: bool,
+) -> Option<RetryPolicy> {
     let mesh_default;
     let policy = match rule {
         Some(p) => p,
@@ -74,14 +81,14 @@ pub(super) fn retry_policy(rule: Option<&HTTPRetry>, mesh: &MeshConfig) -> Optio
             mesh_default = mesh_retry_policy(mesh);
             match &mesh_default {
                 Some(p) => p,
-                None => return Some(default_retry_policy()),
+                None => return Some(default_retry_policy(hashed)),
             }
         }
     };
     if policy.attempts <= 0 {
         return None;
     }
-    let mut out = default_retry_policy();
+    let mut out = default_retry_policy(hashed);
     out.attempts = u32::try_from(policy.attempts).unwrap_or(DEFAULT_ATTEMPTS);
     if !policy.retry_on.trim().is_empty() {
         let (retry_on, codes) = parse_retry_on(&policy.retry_on);

@@ -452,3 +452,39 @@ spec:
     );
     assert_eq!(routes[1].matches.len(), 3);
 }
+
+#[test]
+fn consistent_hashing_keeps_retries_on_the_same_host() {
+    let routes = web_routes(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: shop}
+spec:
+  host: web
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+  subsets:
+  - name: sticky
+    labels: {v: "1"}
+    trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web]
+  http:
+  - match: [{uri: {prefix: /sticky}}]
+    route: [{destination: {host: web, subset: sticky}}]
+  - match: [{uri: {prefix: /forced}}]
+    route: [{destination: {host: web, subset: sticky}}]
+    retries: {attempts: 2, retryIgnorePreviousHosts: true}
+  - route: [{destination: {host: web}}]
+"#,
+    );
+    let avoid = |i: usize| routes[i].retry.clone().expect("retry").avoid_previous_hosts;
+    assert!(!avoid(0));
+    // Asked for explicitly, it stays.
+    assert!(avoid(1));
+    assert!(avoid(2));
+}
