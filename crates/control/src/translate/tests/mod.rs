@@ -1,5 +1,6 @@
 mod delegation;
 mod l4;
+mod resilience;
 mod routes;
 
 use prost::Message;
