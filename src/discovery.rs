@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use weft_control::source::Debounce;
-use weft_control::{ControlPlane, Options};
+use weft_control::{ControlPlane, Options, TranslateOptions};
 use weft_xds::server::AdsServer;
 
 #[derive(Args, Debug)]
@@ -33,6 +33,10 @@ pub struct DiscoveryArgs {
     /// Longest a push waits while changes keep coming (Istio's PILOT_DEBOUNCE_MAX).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     debounce_max: Duration,
+    /// Append `-shadow` to the host of mirrored requests, as Istio did
+    /// before 1.22 (current Istio keeps the host).
+    #[arg(long)]
+    mirror_shadow_suffix: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -57,6 +61,9 @@ async fn discovery(args: DiscoveryArgs) -> Result<()> {
         debounce: Debounce {
             quiet: args.debounce_after,
             max_delay: args.debounce_max,
+        },
+        translate: TranslateOptions {
+            mirror_shadow_suffix: args.mirror_shadow_suffix,
         },
         ..Options::default()
     };

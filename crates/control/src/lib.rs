@@ -44,3 +44,4 @@ pub mod translate;
 pub use error::ControlError;
 pub use server::{ControlPlane, Options, run};
 pub use snapshot::PushSnapshot;
+pub use translate::TranslateOptions;

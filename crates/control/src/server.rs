@@ -18,6 +18,7 @@ use crate::error::ControlError;
 use crate::metrics::Metrics;
 use crate::snapshot::PushSnapshot;
 use crate::source::{Debounce, FileSource, Watcher};
+use crate::translate::TranslateOptions;
 
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -25,6 +26,7 @@ pub struct Options {
     /// `None`: the mesh config's `proxyListenPort` (15001).
     pub outbound_port: Option<u32>,
     pub debounce: Debounce,
+    pub translate: TranslateOptions,
 }
 
 /// The control plane's state: hand it to `weft_xds::server::AdsServer::new`
@@ -90,12 +92,15 @@ impl ControlPlane {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let generation = *self.generation.borrow() + 1;
-        let snapshot = Arc::new(PushSnapshot::build(
-            generation,
-            resources,
-            self.mesh.clone(),
-            self.options.outbound_port,
-        ));
+        let snapshot = Arc::new(
+            PushSnapshot::build(
+                generation,
+                resources,
+                self.mesh.clone(),
+                self.options.outbound_port,
+            )
+            .with_translate_options(self.options.translate),
+        );
         self.metrics.record_push(&snapshot);
         self.snapshot.store(snapshot.clone());
         self.generation.send_replace(generation);

@@ -38,10 +38,20 @@ pub(crate) struct ScopeResources {
 /// (proxy namespace, Sidecar id, labels when they matter).
 type ScopeKey = (String, Option<usize>, Option<BTreeMap<String, String>>);
 
+/// Control-plane choices that change what translation produces (fixed for
+/// a snapshot, so the memo below stays valid).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TranslateOptions {
+    /// Mirrored requests get `-shadow` appended to their host, as in Istio
+    /// before 1.22 (current Istio keeps the host).
+    pub mirror_shadow_suffix: bool,
+}
+
 /// Per-snapshot memo of translated resources. Locks are held only for map
 /// lookups and inserts, never while translating.
 #[derive(Default)]
 pub(crate) struct Cache {
+    pub(crate) options: TranslateOptions,
     interner: intern::Interner,
     services: Mutex<HashMap<cluster::ServiceKey, Arc<cluster::ServiceResources>>>,
     scopes: Mutex<HashMap<ScopeKey, Arc<ScopeResources>>>,
@@ -63,6 +73,15 @@ pub(crate) fn resources(
             .map(|l| snapshot.cache.interner.listener(l))
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+impl PushSnapshot {
+    /// This snapshot translated under `options` (set before it is shared:
+    /// resources already memoised would not follow a change).
+    pub fn with_translate_options(mut self, options: TranslateOptions) -> PushSnapshot {
+        self.cache.options = options;
+        self
     }
 }
 

@@ -1,21 +1,75 @@
+mod delegation;
+mod l4;
+mod resilience;
+mod routes;
+
 use prost::Message;
 use weft_api::mesh::MeshConfig;
-use weft_xds::proto::{RouteConfig, route::Action};
+use weft_xds::proto::{Listener, Route, RouteConfig, route::Action};
 
 use super::*;
 use crate::registry::tests::resources;
 
-fn route_configs(yaml: &str, proxy: &ProxyId) -> Vec<RouteConfig> {
-    let snap = PushSnapshot::build(
-        1,
-        &resources(yaml),
-        Arc::new(MeshConfig::istio_default()),
-        None,
-    );
+fn snapshot(yaml: &str, mesh: MeshConfig, options: TranslateOptions) -> PushSnapshot {
+    PushSnapshot::build(1, &resources(yaml), Arc::new(mesh), None).with_translate_options(options)
+}
+
+fn decode_route_configs(snap: &PushSnapshot, proxy: &ProxyId) -> Vec<RouteConfig> {
     snap.resources(proxy, type_url::ROUTE_CONFIG)
         .iter()
         .map(|r| RouteConfig::decode(r.body.value.as_slice()).expect("route config"))
         .collect()
+}
+
+fn route_configs(yaml: &str, proxy: &ProxyId) -> Vec<RouteConfig> {
+    let snap = snapshot(
+        yaml,
+        MeshConfig::istio_default(),
+        TranslateOptions::default(),
+    );
+    decode_route_configs(&snap, proxy)
+}
+
+fn listeners(yaml: &str, proxy: &ProxyId) -> Vec<Listener> {
+    let snap = snapshot(
+        yaml,
+        MeshConfig::istio_default(),
+        TranslateOptions::default(),
+    );
+    snap.resources(proxy, type_url::LISTENER)
+        .iter()
+        .map(|r| Listener::decode(r.body.value.as_slice()).expect("listener"))
+        .collect()
+}
+
+/// A proxy in `namespace` with `labels`.
+fn proxy(namespace: &str, labels: &[(&str, &str)]) -> ProxyId {
+    ProxyId {
+        ip: "10.0.0.9".into(),
+        namespace: namespace.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// The routes of virtual host `host` (`fqdn:port`) in route config `port`.
+fn routes_of(rcs: &[RouteConfig], port: &str, host: &str) -> Vec<Route> {
+    rcs.iter()
+        .find(|rc| rc.name == port)
+        .and_then(|rc| rc.virtual_hosts.iter().find(|v| v.name == host))
+        .map(|v| v.routes.clone())
+        .unwrap_or_default()
+}
+
+/// The clusters a forwarding route sends to.
+fn clusters_of(route: &Route) -> Vec<&str> {
+    match &route.action {
+        Some(Action::Forward(w)) => w.clusters.iter().map(|c| c.cluster.as_str()).collect(),
+        other => panic!("expected a forward, got {other:?}"),
+    }
 }
 
 const TWO_PORTS: &str = r#"

@@ -2,16 +2,16 @@
 //! from the services it serves), the outbound forward proxy, and explicit
 //! egress listeners from its Sidecar's `egress` entries with a port.
 
+mod l4;
+
 use std::collections::BTreeSet;
 
 use weft_api::networking::gateway::Protocol;
 use weft_api::networking::sidecar::IstioEgressListener;
-use weft_xds::proto::{Direction, Listener, Protocol as XdsProtocol, TcpRoute, WeightedCluster};
+use weft_xds::proto::{Direction, Listener, Protocol as XdsProtocol};
 
-use super::route::{destination_cluster, http_like};
-use super::{ProxyView, cluster_name, xds_protocol};
-use crate::hosts::selects;
-use crate::snapshot::binds_mesh;
+use super::route::http_like;
+use super::{ProxyView, xds_protocol};
 
 const UNIX_PREFIX: &str = "unix://";
 
@@ -124,7 +124,8 @@ fn inbound_listener(
 
 /// An explicit egress listener (`captureMode: NONE` style: the application
 /// connects to it directly). HTTP ones route with the port's route config;
-/// TCP ones carry their routes.
+/// TCP ones carry their routes; TLS and HTTPS ones are passed through
+/// unterminated, routed by SNI.
 fn egress_listener(view: &ProxyView<'_>, egress: &IstioEgressListener) -> Option<Listener> {
     let port = egress.port.as_ref()?;
     let bind = if egress.bind.is_empty() {
@@ -134,98 +135,33 @@ fn egress_listener(view: &ProxyView<'_>, egress: &IstioEgressListener) -> Option
     };
     let protocol = Protocol::parse(&port.protocol);
     let http = http_like(&port.protocol);
+    let tls = protocol.is_some_and(Protocol::is_tls);
     // A detected protocol gets both: the proxy sniffs and picks.
     let tcp = protocol.is_none() || !http;
+    let tcp_routes = if tls {
+        l4::tls_routes(view, egress, port.number)
+    } else if tcp {
+        l4::tcp_routes(view, egress, port.number)
+    } else {
+        Vec::new()
+    };
     Some(Listener {
         name: format!("egress|{}", socket(bind, port.number)),
         address: socket(bind, port.number),
         port: port.number,
         direction: Direction::Outbound as i32,
-        protocol: xds_protocol(protocol) as i32,
+        // A sidecar does not terminate HTTPS: to it, HTTPS is TLS.
+        protocol: if tls {
+            XdsProtocol::Tls as i32
+        } else {
+            xds_protocol(protocol) as i32
+        },
         route_config: if http {
             port.number.to_string()
         } else {
             String::new()
         },
-        tcp_routes: if tcp {
-            tcp_routes(view, egress, port.number)
-        } else {
-            Vec::new()
-        },
+        tcp_routes,
         ..Default::default()
     })
-}
-
-/// TCP routes for the services this egress entry imports on `port`: their
-/// VirtualService `tcp` rules, else straight to the service's cluster.
-fn tcp_routes(view: &ProxyView<'_>, egress: &IstioEgressListener, port: u32) -> Vec<TcpRoute> {
-    let namespace = view.namespace();
-    let mut routes = Vec::new();
-    for service in view.services_for(Some(&[egress])) {
-        if service.port(port).is_none() {
-            continue;
-        }
-        if let Some(vs) = view
-            .snapshot
-            .virtual_services
-            .for_host(&service.hostname, namespace)
-        {
-            for rule in &vs.spec.tcp {
-                let clusters: Vec<WeightedCluster> = rule
-                    .route
-                    .iter()
-                    .filter_map(|d| {
-                        let dest = d.destination.as_ref()?;
-                        Some(WeightedCluster {
-                            cluster: destination_cluster(view, &vs.namespace, dest, port),
-                            weight: if rule.route.len() == 1 {
-                                100
-                            } else {
-                                u32::try_from(d.weight).unwrap_or(0)
-                            },
-                            ..Default::default()
-                        })
-                    })
-                    .collect();
-                if rule.r#match.is_empty() {
-                    routes.push(TcpRoute {
-                        port: 0,
-                        destination_subnets: service.addresses.clone(),
-                        clusters,
-                        ..Default::default()
-                    });
-                    continue;
-                }
-                for m in &rule.r#match {
-                    let applies = binds_mesh(&m.gateways)
-                        && (m.port == 0 || m.port == port)
-                        && selects(&m.source_labels, view.labels())
-                        && (m.source_namespace.is_empty() || m.source_namespace == namespace);
-                    if applies {
-                        routes.push(TcpRoute {
-                            port: m.port,
-                            destination_subnets: if m.destination_subnets.is_empty() {
-                                service.addresses.clone()
-                            } else {
-                                m.destination_subnets.clone()
-                            },
-                            clusters: clusters.clone(),
-                            ..Default::default()
-                        });
-                    }
-                }
-            }
-        }
-        routes.push(TcpRoute {
-            port: 0,
-            destination_subnets: service.addresses.clone(),
-            clusters: vec![WeightedCluster {
-                cluster: cluster_name(port, "", &service.hostname),
-                weight: 100,
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
-    }
-    routes
 }
