@@ -11,6 +11,7 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 
 use super::body::{LocalReply, Outcome, local};
+use super::flags::Flags;
 use super::headers::{X_ENVOY_UPSTREAM_SERVICE_TIME, ensure_request_id, strip_hop_by_hop};
 use crate::config::ProxyState;
 use crate::config::snapshot::Upstream;
@@ -34,7 +35,7 @@ pub async fn to_cluster(
         let Some(authority) = requested else {
             return reply(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "UH",
+                Flags::UH,
                 "no healthy upstream",
                 cluster.name.clone(),
             );
@@ -49,7 +50,7 @@ pub async fn to_cluster(
         let Some(picked) = upstream.pick(&ctx, &[]) else {
             return reply(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "UH",
+                Flags::UH,
                 "no healthy upstream",
                 cluster.name.clone(),
             );
@@ -102,7 +103,7 @@ pub async fn send(
 fn timed_out(cluster: Arc<str>) -> Outcome {
     reply(
         StatusCode::GATEWAY_TIMEOUT,
-        "UT",
+        Flags::UT,
         "upstream request timeout",
         cluster,
     )
@@ -125,13 +126,13 @@ fn finish(
                 .insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), HeaderValue::from(ms));
             Outcome {
                 response: http::Response::from_parts(parts, Either::Left(body)),
-                flags: "-",
+                flags: Flags::NONE,
                 cluster,
             }
         }
         Err(SendError::Overflow) => reply(
             StatusCode::SERVICE_UNAVAILABLE,
-            "UO",
+            Flags::UO,
             "upstream connect error or disconnect/reset before headers. reset reason: overflow",
             cluster,
         ),
@@ -140,7 +141,7 @@ fn finish(
             state.metrics().connect_failure(&cluster);
             reply(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "UF",
+                Flags::UF,
                 "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
                 cluster,
             )
@@ -149,7 +150,7 @@ fn finish(
             tracing::debug!(%cluster, error = %e, "upstream request failed");
             reply(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "UC",
+                Flags::UC,
                 "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
                 cluster,
             )
@@ -189,7 +190,7 @@ fn prepare(
     *req.uri_mut() = Uri::from_parts(parts).map_err(|_| {
         reject(
             StatusCode::BAD_REQUEST,
-            "DPE",
+            Flags::DPE,
             "invalid request target",
             cluster.clone(),
         )
@@ -202,12 +203,7 @@ fn prepare(
     Ok(())
 }
 
-pub fn reply(
-    status: StatusCode,
-    flags: &'static str,
-    body: &'static str,
-    cluster: Arc<str>,
-) -> Outcome {
+pub fn reply(status: StatusCode, flags: Flags, body: &'static str, cluster: Arc<str>) -> Outcome {
     Outcome {
         response: local(status, body),
         flags,
@@ -217,7 +213,7 @@ pub fn reply(
 
 pub fn reject(
     status: StatusCode,
-    flags: &'static str,
+    flags: Flags,
     body: &'static str,
     cluster: Arc<str>,
 ) -> LocalReply {

@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 
 use super::body::{LocalReply, Outcome, ProxyBody, local, local_bytes};
 use super::connect;
+use super::flags::Flags;
 use super::forward::{self, reject, reply};
 use super::matching::{RequestView, find_route};
 use super::target::{Target, target};
@@ -50,14 +51,14 @@ pub async fn handle(
     let status = outcome.response.status();
     conn.state.metrics().request(&RequestLabels {
         response_code: status.as_u16(),
-        response_flags: outcome.flags,
+        response_flags: outcome.flags.as_str(),
         cluster: outcome.cluster.clone(),
     });
     let elapsed_ms = start.elapsed().as_millis();
-    if outcome.flags == "-" {
-        tracing::debug!(target: "weft::access", listener = %listener.name, %method, %uri, code = status.as_u16(), flags = outcome.flags, cluster = %outcome.cluster, duration_ms = elapsed_ms);
+    if outcome.flags.is_empty() {
+        tracing::debug!(target: "weft::access", listener = %listener.name, %method, %uri, code = status.as_u16(), flags = outcome.flags.as_str(), cluster = %outcome.cluster, duration_ms = elapsed_ms);
     } else {
-        tracing::info!(target: "weft::access", listener = %listener.name, %method, %uri, code = status.as_u16(), flags = outcome.flags, cluster = %outcome.cluster, duration_ms = elapsed_ms);
+        tracing::info!(target: "weft::access", listener = %listener.name, %method, %uri, code = status.as_u16(), flags = outcome.flags.as_str(), cluster = %outcome.cluster, duration_ms = elapsed_ms);
     }
     Ok(outcome.response)
 }
@@ -80,7 +81,7 @@ async fn route(
     let Some(t) = target(&req, default_port) else {
         return reply(
             StatusCode::BAD_REQUEST,
-            "DPE",
+            Flags::DPE,
             "missing host",
             NAMES.none.clone(),
         );
@@ -96,7 +97,7 @@ async fn route(
         if is_self(&t, conn) {
             return reply(
                 StatusCode::LOOP_DETECTED,
-                "-",
+                Flags::NONE,
                 "request loops back to the proxy",
                 NAMES.none.clone(),
             );
@@ -119,7 +120,7 @@ async fn route(
         ignore_uri: false,
     };
     let Some(route) = find_route(&vh.routes, &view) else {
-        return reply(StatusCode::NOT_FOUND, "NR", "", NAMES.none.clone());
+        return reply(StatusCode::NOT_FOUND, Flags::NR, "", NAMES.none.clone());
     };
     match &route.action {
         Action::Forward(clusters) => {
@@ -127,7 +128,7 @@ async fn route(
             let Some(upstream) = snapshot.upstream(name) else {
                 return reply(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "NC",
+                    Flags::NC,
                     "cluster not found",
                     name.clone(),
                 );
@@ -143,7 +144,7 @@ async fn route(
         Action::Redirect(r) => redirect_reply(r, &t, path, query),
         Action::DirectResponse { status, body } => Outcome {
             response: local_bytes(*status, body.clone()),
-            flags: "-",
+            flags: Flags::NONE,
             cluster: NAMES.none.clone(),
         },
     }
@@ -165,7 +166,7 @@ pub(super) fn select_table<'s>(
             Some(t) => Ok(Some(t)),
             None => Err(reject(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "NC",
+                Flags::NC,
                 "route configuration not found",
                 NAMES.none.clone(),
             )),
@@ -197,14 +198,17 @@ async fn passthrough(
     state: &crate::config::ProxyState,
 ) -> Outcome {
     match policy {
-        Passthrough::RegistryOnly => {
-            reply(StatusCode::BAD_GATEWAY, "-", "", NAMES.black_hole.clone())
-        }
+        Passthrough::RegistryOnly => reply(
+            StatusCode::BAD_GATEWAY,
+            Flags::NONE,
+            "",
+            NAMES.black_hole.clone(),
+        ),
         Passthrough::AllowAny => {
             let Some(authority) = requested else {
                 return reply(
                     StatusCode::BAD_REQUEST,
-                    "DPE",
+                    Flags::DPE,
                     "invalid host",
                     NAMES.none.clone(),
                 );
@@ -233,7 +237,7 @@ async fn inbound(
     let Some(app) = &listener.default_endpoint else {
         return reply(
             StatusCode::SERVICE_UNAVAILABLE,
-            "UH",
+            Flags::UH,
             "no default endpoint",
             listener.name.clone(),
         );
@@ -298,7 +302,7 @@ fn redirect_reply(r: &Redirect, t: &Target<'_>, path: &str, query: Option<&str>)
         Err(_) => {
             return reply(
                 StatusCode::BAD_REQUEST,
-                "DPE",
+                Flags::DPE,
                 "invalid redirect",
                 NAMES.none.clone(),
             );
@@ -306,7 +310,7 @@ fn redirect_reply(r: &Redirect, t: &Target<'_>, path: &str, query: Option<&str>)
     }
     Outcome {
         response,
-        flags: "-",
+        flags: Flags::NONE,
         cluster: NAMES.none.clone(),
     }
 }

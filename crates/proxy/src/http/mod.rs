@@ -9,6 +9,7 @@
 
 mod body;
 mod connect;
+mod flags;
 mod forward;
 mod handler;
 mod headers;

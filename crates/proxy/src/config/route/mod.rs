@@ -16,6 +16,14 @@ use weft_xds::proto;
 use super::common::{duration, port, ser_duration_opt};
 use super::regex::FullRegex;
 
+mod ops;
+mod policy;
+
+pub use ops::{HeaderOps, RegexRewrite, Rewrite};
+pub use policy::{
+    AbortWith, Cors, Fault, FaultAbort, FaultDelay, Mirror, Percent, RetryOn, RetryPolicy,
+};
+
 #[derive(Clone, Debug, Serialize)]
 pub struct RouteTable {
     pub name: Arc<str>,
@@ -54,6 +62,13 @@ pub struct Route {
     #[serde(serialize_with = "ser_duration_opt")]
     pub timeout: Option<Duration>,
     pub origin: String,
+    pub retry: Option<RetryPolicy>,
+    pub fault: Option<Fault>,
+    pub mirrors: Vec<Mirror>,
+    pub request_headers: HeaderOps,
+    pub response_headers: HeaderOps,
+    pub rewrite: Option<Rewrite>,
+    pub cors: Option<Cors>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -77,6 +92,19 @@ pub struct Redirect {
     pub scheme: Option<String>,
     #[serde(serialize_with = "ser_status")]
     pub code: StatusCode,
+    pub derive_port: DerivePort,
+}
+
+/// Where a redirect's port comes from when `port` is unset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DerivePort {
+    /// Keep the request's explicit port, if it had one.
+    #[default]
+    Unspecified,
+    /// None in Location: the scheme's default.
+    FromProtocolDefault,
+    FromRequestPort,
 }
 
 /// All conditions ANDed; absent ones match anything.
@@ -142,6 +170,9 @@ pub struct WeightedClusters {
 pub struct WeightedCluster {
     pub cluster: Arc<str>,
     pub weight: u32,
+    /// Destination-level header operations, applied before the route's.
+    pub request_headers: HeaderOps,
+    pub response_headers: HeaderOps,
 }
 
 impl WeightedClusters {
@@ -154,7 +185,11 @@ impl WeightedClusters {
             if c.cluster.is_empty() {
                 return Err("empty cluster name".into());
             }
+            let ops =
+                |o| HeaderOps::from_proto(o).map_err(|e| format!("cluster {}: {e}", c.cluster));
             out.push(WeightedCluster {
+                request_headers: ops(c.request_headers)?,
+                response_headers: ops(c.response_headers)?,
                 cluster: Arc::from(c.cluster.as_str()),
                 weight: c.weight,
             });
@@ -178,18 +213,23 @@ impl WeightedClusters {
 
     /// Random weighted choice (weight/total share each).
     pub fn pick(&self) -> &Arc<str> {
+        &self.pick_destination().cluster
+    }
+
+    /// Random weighted choice, with the destination's header operations.
+    pub fn pick_destination(&self) -> &WeightedCluster {
         if let [only] = self.clusters.as_slice() {
-            return &only.cluster;
+            return only;
         }
         let mut r = rand::rng().random_range(0..self.total);
         for c in &self.clusters {
             if r < c.weight {
-                return &c.cluster;
+                return c;
             }
             r -= c.weight;
         }
         // Unreachable while total is the sum of the weights; the last is a safe answer.
-        &self.clusters[self.clusters.len() - 1].cluster
+        &self.clusters[self.clusters.len() - 1]
     }
 }
 
@@ -313,6 +353,19 @@ fn route(r: proto::Route) -> Result<Route, String> {
             .transpose()?
             .filter(|d| !d.is_zero()),
         origin: r.origin,
+        retry: RetryPolicy::from_proto(r.retry)?,
+        fault: Fault::from_proto(r.fault)?,
+        mirrors: r
+            .mirrors
+            .into_iter()
+            .map(Mirror::from_proto)
+            .collect::<Result<_, _>>()?,
+        request_headers: HeaderOps::from_proto(r.request_headers)
+            .map_err(|e| format!("request_headers: {e}"))?,
+        response_headers: HeaderOps::from_proto(r.response_headers)
+            .map_err(|e| format!("response_headers: {e}"))?,
+        rewrite: Rewrite::from_proto(r.rewrite)?,
+        cors: Cors::from_proto(r.cors)?,
     })
 }
 
@@ -339,6 +392,12 @@ fn redirect(r: proto::Redirect) -> Result<Redirect, String> {
         port: (r.port != 0).then(|| port(r.port, "port")).transpose()?,
         scheme: some(r.scheme),
         code,
+        derive_port: match proto::DerivePort::try_from(r.derive_port) {
+            Ok(proto::DerivePort::Unspecified) => DerivePort::Unspecified,
+            Ok(proto::DerivePort::FromProtocolDefault) => DerivePort::FromProtocolDefault,
+            Ok(proto::DerivePort::FromRequestPort) => DerivePort::FromRequestPort,
+            Err(_) => return Err(format!("unknown derive_port {}", r.derive_port)),
+        },
     })
 }
 
