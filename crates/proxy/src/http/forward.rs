@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Request, StatusCode, Uri, Version, header};
+use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, Version, header};
 use http_body_util::Either;
 use hyper::body::Incoming;
 
@@ -14,65 +14,7 @@ use super::body::{LocalReply, Outcome, local};
 use super::flags::Flags;
 use super::headers::{X_ENVOY_UPSTREAM_SERVICE_TIME, ensure_request_id, strip_hop_by_hop};
 use crate::config::ProxyState;
-use crate::config::snapshot::Upstream;
-use crate::listeners::ConnInfo;
-use crate::upstream::{
-    HttpClient, RequestBody, RequestContext, SendError, UpstreamBody, send_with,
-};
-
-/// Forwards to one of the cluster's endpoints. `requested` is the authority
-/// the client asked for, used by passthrough (NONE-resolution) clusters.
-pub async fn to_cluster(
-    req: Request<Incoming>,
-    upstream: &Upstream,
-    requested: Option<Authority>,
-    timeout: Option<Duration>,
-    conn: &ConnInfo,
-) -> Outcome {
-    let cluster = &upstream.cluster;
-    let mut req = req.map(RequestBody::from);
-    let (authority, in_flight) = if cluster.passthrough {
-        let Some(authority) = requested else {
-            return reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Flags::UH,
-                "no healthy upstream",
-                cluster.name.clone(),
-            );
-        };
-        (authority, None)
-    } else {
-        let ctx = RequestContext {
-            headers: req.headers(),
-            query: req.uri().query(),
-            source: conn.peer.map(|p| p.ip()),
-        };
-        let Some(picked) = upstream.pick(&ctx, &[]) else {
-            return reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Flags::UH,
-                "no healthy upstream",
-                cluster.name.clone(),
-            );
-        };
-        (
-            picked.endpoint.address.authority.clone(),
-            Some(picked.in_flight),
-        )
-    };
-    if let Err(rejected) = prepare(&mut req, authority, upstream.is_h2(), &cluster.name) {
-        return rejected.into();
-    }
-    let start = Instant::now();
-    let result = match timeout {
-        Some(t) => match tokio::time::timeout(t, upstream.send(req, in_flight)).await {
-            Ok(r) => r,
-            Err(_) => return timed_out(cluster.name.clone()),
-        },
-        None => upstream.send(req, in_flight).await,
-    };
-    finish(result, start, cluster.name.clone(), &conn.state)
-}
+use crate::upstream::{HttpClient, RequestBody, SendError, UpstreamBody, send_with};
 
 /// Sends `req` to `authority` over one of the shared clients, with the
 /// route's timeout.
@@ -158,6 +100,18 @@ fn finish(
     }
 }
 
+/// The authority in the request target wins over Host (RFC 9112 3.2.2 for
+/// absolute-form; h2 clients send :authority and no Host at all). Only copied
+/// when it differs, which is rare for HTTP/1 clients.
+pub fn normalize_host(uri: &Uri, headers: &mut HeaderMap) {
+    if let Some(a) = uri.authority()
+        && headers.get(header::HOST).map(HeaderValue::as_bytes) != Some(a.as_str().as_bytes())
+        && let Ok(v) = HeaderValue::from_str(a.as_str())
+    {
+        headers.insert(header::HOST, v);
+    }
+}
+
 /// Rewrites the request for the upstream: its URI points at the endpoint
 /// while Host keeps what the client asked for; hop-by-hop headers go.
 fn prepare(
@@ -166,16 +120,8 @@ fn prepare(
     h2: bool,
     cluster: &Arc<str>,
 ) -> Result<(), LocalReply> {
-    // The authority in the request target wins over Host (RFC 9112 3.2.2 for
-    // absolute-form; h2 clients send :authority and no Host at all). Only
-    // copied when it differs, which is rare for HTTP/1 clients.
-    if let Some(a) = req.uri().authority()
-        && req.headers().get(header::HOST).map(HeaderValue::as_bytes) != Some(a.as_str().as_bytes())
-        && let Ok(v) = HeaderValue::from_str(a.as_str())
-    {
-        req.headers_mut().insert(header::HOST, v);
-    }
-    let headers = req.headers_mut();
+    let (uri, headers) = (req.uri().clone(), req.headers_mut());
+    normalize_host(&uri, headers);
     strip_hop_by_hop(headers);
     ensure_request_id(headers);
     let path = req
