@@ -62,7 +62,7 @@ pub async fn forward(
         .as_ref()
         .and_then(|rw| rewritten_path(rw, matched, req.uri().path(), req.uri().query()));
     let (mut parts, incoming) = req.into_parts();
-    normalize_host(&mut parts.uri, &mut parts.headers);
+    normalize_host(&parts.uri, &mut parts.headers);
     strip_hop_by_hop(&mut parts.headers);
     ensure_request_id(&mut parts.headers);
     if let Some(path) = new_path {
