@@ -345,3 +345,34 @@ async fn mirror_percentage() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downstream_disconnect_is_logged_dc() {
+    with_timeout(async {
+        use tokio::io::AsyncWriteExt;
+        let slow = scripted("slow", |_| Step::Slow(1500, 200)).await;
+        let r = with("c", |_| {});
+        let (state, _p, p) = proxy_for(&[("c", vec![slow.addr])], r).await;
+        let mut client = tokio::net::TcpStream::connect(p).await.expect("connect");
+        client
+            .write_all(b"GET http://svc:9080/r HTTP/1.1\r\nhost: svc:9080\r\n\r\n")
+            .await
+            .expect("write");
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while slow.hits() < 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(client);
+        let deadline = Instant::now() + Duration::from_millis(800);
+        while flag_count(&state, 0, "DC") == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            flag_count(&state, 0, "DC"),
+            1,
+            "{}",
+            state.metrics().encode()
+        );
+    })
+    .await
+}

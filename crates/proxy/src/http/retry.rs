@@ -63,12 +63,14 @@ enum Attempt {
 
 /// Sends `parts` and `body` (already rewritten; the URI is completed per
 /// attempt with the endpoint's authority).
-pub async fn send(parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
+pub async fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
     let deadline = s.timeout.map(|t| Instant::now() + t);
     let policy = s.policy.filter(|p| p.attempts > 0);
     let max_attempts = 1 + policy.map_or(0, |p| p.attempts);
     let replayable = body.replay().is_some();
     let mut body = Some(body);
+    // Only filled when retries avoid earlier hosts: no allocation otherwise.
+    let avoid_previous = policy.is_some_and(|p| p.avoid_previous_hosts);
     let mut tried: Vec<&HostPort> = Vec::new();
     let mut attempt: u32 = 1;
     let mut _permit = None;
@@ -96,12 +98,7 @@ pub async fn send(parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
                 query: parts.uri.query(),
                 source: s.source,
             };
-            let avoid: &[&HostPort] = if policy.is_some_and(|p| p.avoid_previous_hosts) {
-                &tried
-            } else {
-                &[]
-            };
-            match s.upstream.pick(&ctx, avoid) {
+            match s.upstream.pick(&ctx, &tried) {
                 Some(p) => (p.endpoint.address.authority.clone(), Some(p)),
                 None => {
                     return local_sent(
@@ -112,15 +109,23 @@ pub async fn send(parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
                 }
             }
         };
-        let attempt_body = if last {
-            body.take().unwrap_or_else(RequestBody::empty)
+        // The last attempt takes the body and headers; earlier ones copy them.
+        let (attempt_body, headers) = if last {
+            (
+                body.take().unwrap_or_else(RequestBody::empty),
+                std::mem::take(&mut parts.headers),
+            )
         } else {
-            body.as_ref()
-                .and_then(RequestBody::replay)
-                .unwrap_or_else(RequestBody::empty)
+            (
+                body.as_ref()
+                    .and_then(RequestBody::replay)
+                    .unwrap_or_else(RequestBody::empty),
+                parts.headers.clone(),
+            )
         };
         let req = match attempt_request(
             &parts,
+            headers,
             authority,
             path.clone(),
             attempt,
@@ -146,7 +151,9 @@ pub async fn send(parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
         let result = run_attempt(s.upstream, req, in_flight, per_try, deadline).await;
         if let Some(e) = endpoint {
             s.upstream.report(e, attempt_result(&result));
-            tried.push(&e.address);
+            if avoid_previous && !last {
+                tried.push(&e.address);
+            }
         }
         let retriable = policy.is_some_and(|p| is_retriable(p, &result));
         if !retriable || matches!(result, Attempt::RouteTimeout) {
@@ -219,6 +226,7 @@ async fn run_attempt(
 /// the client asked for (or the rewrite).
 fn attempt_request(
     parts: &Parts,
+    headers: http::HeaderMap,
     authority: Authority,
     path: PathAndQuery,
     attempt: u32,
@@ -237,7 +245,7 @@ fn attempt_request(
     } else {
         Version::HTTP_11
     };
-    *req.headers_mut() = parts.headers.clone();
+    *req.headers_mut() = headers;
     req.headers_mut()
         .insert(X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(attempt));
     Some(req)

@@ -8,17 +8,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderName, StatusCode};
+use http::StatusCode;
 use rand::Rng;
 use serde::{Serialize, Serializer};
 use weft_xds::proto;
 
 use super::common::{duration, port, ser_duration_opt};
-use super::regex::FullRegex;
 
+mod matchers;
 mod ops;
 mod policy;
 
+pub use matchers::{HeaderMatcher, QueryMatcher, RouteMatch, StringMatcher};
+use matchers::{route_match, string_match};
 pub use ops::{HeaderOps, RegexRewrite, Rewrite};
 pub use policy::{
     AbortWith, Cors, Fault, FaultAbort, FaultDelay, Mirror, Percent, RetryOn, RetryPolicy,
@@ -105,58 +107,6 @@ pub enum DerivePort {
     /// None in Location: the scheme's default.
     FromProtocolDefault,
     FromRequestPort,
-}
-
-/// All conditions ANDed; absent ones match anything.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct RouteMatch {
-    pub uri: Option<StringMatcher>,
-    pub method: Option<StringMatcher>,
-    pub authority: Option<StringMatcher>,
-    pub scheme: Option<StringMatcher>,
-    pub headers: Vec<HeaderMatcher>,
-    pub without_headers: Vec<HeaderMatcher>,
-    pub query_params: Vec<QueryMatcher>,
-    pub port: Option<u16>,
-    pub ignore_uri_case: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StringMatcher {
-    Exact(String),
-    Prefix(String),
-    Regex(FullRegex),
-}
-
-impl StringMatcher {
-    /// `ignore_case` applies to exact and prefix; a case-insensitive regex is
-    /// compiled that way up front.
-    pub fn matches(&self, value: &str, ignore_case: bool) -> bool {
-        match self {
-            StringMatcher::Exact(e) if ignore_case => e.eq_ignore_ascii_case(value),
-            StringMatcher::Exact(e) => e == value,
-            StringMatcher::Prefix(p) if ignore_case => value
-                .get(..p.len())
-                .is_some_and(|head| head.eq_ignore_ascii_case(p)),
-            StringMatcher::Prefix(p) => value.starts_with(p.as_str()),
-            StringMatcher::Regex(r) => r.is_match(value),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct HeaderMatcher {
-    #[serde(serialize_with = "ser_header_name")]
-    pub name: HeaderName,
-    /// None: presence only.
-    pub value: Option<StringMatcher>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct QueryMatcher {
-    pub name: String,
-    pub value: Option<StringMatcher>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -401,69 +351,10 @@ fn redirect(r: proto::Redirect) -> Result<Redirect, String> {
     })
 }
 
-fn route_match(m: proto::RouteMatch) -> Result<RouteMatch, String> {
-    let ignore = m.ignore_uri_case;
-    Ok(RouteMatch {
-        uri: string_match(m.uri, ignore).map_err(|e| format!("uri: {e}"))?,
-        method: string_match(m.method, false).map_err(|e| format!("method: {e}"))?,
-        authority: string_match(m.authority, false).map_err(|e| format!("authority: {e}"))?,
-        scheme: string_match(m.scheme, false).map_err(|e| format!("scheme: {e}"))?,
-        headers: m
-            .headers
-            .into_iter()
-            .map(header_match)
-            .collect::<Result<_, _>>()?,
-        without_headers: m
-            .without_headers
-            .into_iter()
-            .map(header_match)
-            .collect::<Result<_, _>>()?,
-        query_params: m
-            .query_params
-            .into_iter()
-            .map(|q| {
-                Ok(QueryMatcher {
-                    value: string_match(q.value, false)
-                        .map_err(|e| format!("query {}: {e}", q.name))?,
-                    name: q.name,
-                })
-            })
-            .collect::<Result<_, String>>()?,
-        port: (m.port != 0).then(|| port(m.port, "port")).transpose()?,
-        ignore_uri_case: ignore,
-    })
-}
-
-fn header_match(h: proto::HeaderMatch) -> Result<HeaderMatcher, String> {
-    let name = HeaderName::from_bytes(h.name.to_ascii_lowercase().as_bytes())
-        .map_err(|_| format!("invalid header name {:?}", h.name))?;
-    let value = string_match(h.value, false).map_err(|e| format!("header {name}: {e}"))?;
-    Ok(HeaderMatcher { name, value })
-}
-
-fn string_match(
-    m: Option<proto::StringMatch>,
-    ignore_case: bool,
-) -> Result<Option<StringMatcher>, String> {
-    use proto::string_match::Kind;
-    Ok(match m.and_then(|m| m.kind) {
-        None => None,
-        Some(Kind::Exact(e)) => Some(StringMatcher::Exact(e)),
-        Some(Kind::Prefix(p)) => Some(StringMatcher::Prefix(p)),
-        Some(Kind::Regex(r)) => Some(StringMatcher::Regex(
-            FullRegex::new(&r, ignore_case).map_err(|e| format!("invalid regex {r:?}: {e}"))?,
-        )),
-    })
-}
-
 fn ser_status<S: Serializer>(s: &StatusCode, ser: S) -> Result<S::Ok, S::Error> {
     ser.serialize_u16(s.as_u16())
 }
 
 fn ser_bytes<S: Serializer>(b: &Bytes, ser: S) -> Result<S::Ok, S::Error> {
     ser.serialize_str(&String::from_utf8_lossy(b))
-}
-
-fn ser_header_name<S: Serializer>(h: &HeaderName, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(h.as_str())
 }
