@@ -9,6 +9,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{Either, Full};
 use hyper::body::Body;
 
+use super::flags::Flags;
 use crate::upstream::UpstreamBody;
 
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
@@ -17,7 +18,7 @@ pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 pub struct Outcome {
     pub response: Response<ProxyBody>,
     /// Envoy's response flags (`-` for none).
-    pub flags: &'static str,
+    pub flags: Flags,
     /// The upstream cluster, or a placeholder name for local replies.
     pub cluster: Arc<str>,
 }
@@ -45,7 +46,7 @@ pub fn local_bytes(status: StatusCode, body: Bytes) -> Response<ProxyBody> {
 /// `Err` through the routing steps.
 pub struct LocalReply {
     pub status: StatusCode,
-    pub flags: &'static str,
+    pub flags: Flags,
     pub body: Bytes,
     pub cluster: Arc<str>,
 }

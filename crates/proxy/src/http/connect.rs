@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::body::{LocalReply, Outcome, local};
+use super::flags::Flags;
 use super::forward::{reject, reply};
 use super::handler::{NAMES, select_table};
 use super::matching::{RequestView, find_route};
@@ -48,7 +49,7 @@ pub async fn tunnel(
             conn.state.metrics().connect_failure(&dest.cluster);
             return reply(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "UF",
+                Flags::UF,
                 "upstream connect error",
                 dest.cluster,
             );
@@ -72,7 +73,7 @@ pub async fn tunnel(
     });
     Outcome {
         response: local(StatusCode::OK, ""),
-        flags: "-",
+        flags: Flags::NONE,
         cluster: dest.cluster,
     }
 }
@@ -85,7 +86,7 @@ fn destination(
     let bad = || {
         reject(
             StatusCode::BAD_REQUEST,
-            "DPE",
+            Flags::DPE,
             "CONNECT needs host:port",
             NAMES.none.clone(),
         )
@@ -106,7 +107,7 @@ fn destination(
             Passthrough::AllowAny => Ok(direct(&NAMES.passthrough)),
             Passthrough::RegistryOnly => Err(reject(
                 StatusCode::BAD_GATEWAY,
-                "-",
+                Flags::NONE,
                 "",
                 NAMES.black_hole.clone(),
             )),
@@ -123,26 +124,31 @@ fn destination(
         ignore_uri: true,
     };
     let route = find_route(&vh.routes, &view)
-        .ok_or_else(|| reject(StatusCode::NOT_FOUND, "NR", "", NAMES.none.clone()))?;
+        .ok_or_else(|| reject(StatusCode::NOT_FOUND, Flags::NR, "", NAMES.none.clone()))?;
     let clusters = match &route.action {
         Action::Forward(c) => c,
         Action::DirectResponse { status, body } => {
             return Err(LocalReply {
                 status: *status,
-                flags: "-",
+                flags: Flags::NONE,
                 body: body.clone(),
                 cluster: NAMES.none.clone(),
             });
         }
         Action::Redirect(_) => {
-            return Err(reject(StatusCode::NOT_FOUND, "NR", "", NAMES.none.clone()));
+            return Err(reject(
+                StatusCode::NOT_FOUND,
+                Flags::NR,
+                "",
+                NAMES.none.clone(),
+            ));
         }
     };
     let name = clusters.pick();
     let upstream = snapshot.upstream(name).ok_or_else(|| {
         reject(
             StatusCode::SERVICE_UNAVAILABLE,
-            "NC",
+            Flags::NC,
             "cluster not found",
             name.clone(),
         )
@@ -164,7 +170,7 @@ fn destination(
     .ok_or_else(|| {
         reject(
             StatusCode::SERVICE_UNAVAILABLE,
-            "UH",
+            Flags::UH,
             "no healthy upstream",
             name.clone(),
         )

@@ -6,72 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Request, StatusCode, Uri, Version, header};
+use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, Version, header};
 use http_body_util::Either;
 use hyper::body::Incoming;
 
 use super::body::{LocalReply, Outcome, local};
+use super::flags::Flags;
 use super::headers::{X_ENVOY_UPSTREAM_SERVICE_TIME, ensure_request_id, strip_hop_by_hop};
 use crate::config::ProxyState;
-use crate::config::snapshot::Upstream;
-use crate::listeners::ConnInfo;
-use crate::upstream::{
-    HttpClient, RequestBody, RequestContext, SendError, UpstreamBody, send_with,
-};
-
-/// Forwards to one of the cluster's endpoints. `requested` is the authority
-/// the client asked for, used by passthrough (NONE-resolution) clusters.
-pub async fn to_cluster(
-    req: Request<Incoming>,
-    upstream: &Upstream,
-    requested: Option<Authority>,
-    timeout: Option<Duration>,
-    conn: &ConnInfo,
-) -> Outcome {
-    let cluster = &upstream.cluster;
-    let mut req = req.map(RequestBody::from);
-    let (authority, in_flight) = if cluster.passthrough {
-        let Some(authority) = requested else {
-            return reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UH",
-                "no healthy upstream",
-                cluster.name.clone(),
-            );
-        };
-        (authority, None)
-    } else {
-        let ctx = RequestContext {
-            headers: req.headers(),
-            query: req.uri().query(),
-            source: conn.peer.map(|p| p.ip()),
-        };
-        let Some(picked) = upstream.pick(&ctx, &[]) else {
-            return reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UH",
-                "no healthy upstream",
-                cluster.name.clone(),
-            );
-        };
-        (
-            picked.endpoint.address.authority.clone(),
-            Some(picked.in_flight),
-        )
-    };
-    if let Err(rejected) = prepare(&mut req, authority, upstream.is_h2(), &cluster.name) {
-        return rejected.into();
-    }
-    let start = Instant::now();
-    let result = match timeout {
-        Some(t) => match tokio::time::timeout(t, upstream.send(req, in_flight)).await {
-            Ok(r) => r,
-            Err(_) => return timed_out(cluster.name.clone()),
-        },
-        None => upstream.send(req, in_flight).await,
-    };
-    finish(result, start, cluster.name.clone(), &conn.state)
-}
+use crate::upstream::{HttpClient, RequestBody, SendError, UpstreamBody, send_with};
 
 /// Sends `req` to `authority` over one of the shared clients, with the
 /// route's timeout.
@@ -102,7 +45,7 @@ pub async fn send(
 fn timed_out(cluster: Arc<str>) -> Outcome {
     reply(
         StatusCode::GATEWAY_TIMEOUT,
-        "UT",
+        Flags::UT,
         "upstream request timeout",
         cluster,
     )
@@ -125,13 +68,13 @@ fn finish(
                 .insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), HeaderValue::from(ms));
             Outcome {
                 response: http::Response::from_parts(parts, Either::Left(body)),
-                flags: "-",
+                flags: Flags::NONE,
                 cluster,
             }
         }
         Err(SendError::Overflow) => reply(
             StatusCode::SERVICE_UNAVAILABLE,
-            "UO",
+            Flags::UO,
             "upstream connect error or disconnect/reset before headers. reset reason: overflow",
             cluster,
         ),
@@ -140,7 +83,7 @@ fn finish(
             state.metrics().connect_failure(&cluster);
             reply(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "UF",
+                Flags::UF,
                 "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
                 cluster,
             )
@@ -149,11 +92,23 @@ fn finish(
             tracing::debug!(%cluster, error = %e, "upstream request failed");
             reply(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "UC",
+                Flags::UC,
                 "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
                 cluster,
             )
         }
+    }
+}
+
+/// The authority in the request target wins over Host (RFC 9112 3.2.2 for
+/// absolute-form; h2 clients send :authority and no Host at all). Only copied
+/// when it differs, which is rare for HTTP/1 clients.
+pub fn normalize_host(uri: &Uri, headers: &mut HeaderMap) {
+    if let Some(a) = uri.authority()
+        && headers.get(header::HOST).map(HeaderValue::as_bytes) != Some(a.as_str().as_bytes())
+        && let Ok(v) = HeaderValue::from_str(a.as_str())
+    {
+        headers.insert(header::HOST, v);
     }
 }
 
@@ -165,16 +120,8 @@ fn prepare(
     h2: bool,
     cluster: &Arc<str>,
 ) -> Result<(), LocalReply> {
-    // The authority in the request target wins over Host (RFC 9112 3.2.2 for
-    // absolute-form; h2 clients send :authority and no Host at all). Only
-    // copied when it differs, which is rare for HTTP/1 clients.
-    if let Some(a) = req.uri().authority()
-        && req.headers().get(header::HOST).map(HeaderValue::as_bytes) != Some(a.as_str().as_bytes())
-        && let Ok(v) = HeaderValue::from_str(a.as_str())
-    {
-        req.headers_mut().insert(header::HOST, v);
-    }
-    let headers = req.headers_mut();
+    let (uri, headers) = (req.uri().clone(), req.headers_mut());
+    normalize_host(&uri, headers);
     strip_hop_by_hop(headers);
     ensure_request_id(headers);
     let path = req
@@ -189,7 +136,7 @@ fn prepare(
     *req.uri_mut() = Uri::from_parts(parts).map_err(|_| {
         reject(
             StatusCode::BAD_REQUEST,
-            "DPE",
+            Flags::DPE,
             "invalid request target",
             cluster.clone(),
         )
@@ -202,12 +149,7 @@ fn prepare(
     Ok(())
 }
 
-pub fn reply(
-    status: StatusCode,
-    flags: &'static str,
-    body: &'static str,
-    cluster: Arc<str>,
-) -> Outcome {
+pub fn reply(status: StatusCode, flags: Flags, body: &'static str, cluster: Arc<str>) -> Outcome {
     Outcome {
         response: local(status, body),
         flags,
@@ -217,7 +159,7 @@ pub fn reply(
 
 pub fn reject(
     status: StatusCode,
-    flags: &'static str,
+    flags: Flags,
     body: &'static str,
     cluster: Arc<str>,
 ) -> LocalReply {

@@ -12,13 +12,16 @@ use hyper::body::Incoming;
 
 use super::body::{LocalReply, Outcome, ProxyBody, local, local_bytes};
 use super::connect;
+use super::flags::Flags;
 use super::forward::{self, reject, reply};
-use super::matching::{RequestView, find_route};
+use super::grpc::{is_grpc, local_reply_as_grpc};
+use super::matching::{RequestView, find_route_match};
+use super::routed;
 use super::target::{Target, target};
 use crate::config::Snapshot;
 use crate::config::common::HostPort;
 use crate::config::listener::{Direction, Listener};
-use crate::config::route::{Action, Passthrough, Redirect, RouteTable};
+use crate::config::route::{Action, DerivePort, Passthrough, Redirect, RouteTable};
 use crate::listeners::ConnInfo;
 use crate::metrics::RequestLabels;
 
@@ -39,27 +42,67 @@ pub async fn handle(
     req: Request<Incoming>,
     conn: Arc<ConnInfo>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let start = Instant::now();
-    // Kept for the access log; Method and Uri clone without allocating for
-    // standard methods (the Uri shares its buffer).
-    let method = req.method().clone();
-    let uri = req.uri().clone();
     let listener = conn.listener.load_full();
     let snapshot = conn.state.snapshot();
-    let outcome = route(req, &listener, &snapshot, &conn).await;
-    let status = outcome.response.status();
-    conn.state.metrics().request(&RequestLabels {
-        response_code: status.as_u16(),
-        response_flags: outcome.flags,
-        cluster: outcome.cluster.clone(),
-    });
-    let elapsed_ms = start.elapsed().as_millis();
-    if outcome.flags == "-" {
-        tracing::debug!(target: "weft::access", listener = %listener.name, %method, %uri, code = status.as_u16(), flags = outcome.flags, cluster = %outcome.cluster, duration_ms = elapsed_ms);
-    } else {
-        tracing::info!(target: "weft::access", listener = %listener.name, %method, %uri, code = status.as_u16(), flags = outcome.flags, cluster = %outcome.cluster, duration_ms = elapsed_ms);
+    // Kept for the access log; Method and Uri clone without allocating for
+    // standard methods (the Uri shares its buffer).
+    let mut log = AccessLog {
+        start: Instant::now(),
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+        conn: &conn,
+        listener: &listener.name,
+        done: false,
+    };
+    let grpc = is_grpc(req.headers());
+    let mut outcome = route(req, &listener, &snapshot, &conn).await;
+    if grpc && outcome.response.status() != StatusCode::OK {
+        local_reply_as_grpc(&mut outcome);
     }
+    log.record(
+        outcome.response.status().as_u16(),
+        outcome.flags,
+        &outcome.cluster,
+    );
     Ok(outcome.response)
+}
+
+/// Metrics and the access log for one request. Dropped before it recorded
+/// (the connection went away and hyper dropped the request), it records the
+/// request as Envoy does: code 0, flag DC.
+struct AccessLog<'a> {
+    start: Instant,
+    method: Method,
+    uri: http::Uri,
+    conn: &'a ConnInfo,
+    listener: &'a Arc<str>,
+    done: bool,
+}
+
+impl AccessLog<'_> {
+    fn record(&mut self, code: u16, flags: Flags, cluster: &Arc<str>) {
+        self.done = true;
+        self.conn.state.metrics().request(&RequestLabels {
+            response_code: code,
+            response_flags: flags.as_str(),
+            cluster: cluster.clone(),
+        });
+        let (listener, method, uri) = (self.listener, &self.method, &self.uri);
+        let elapsed_ms = self.start.elapsed().as_millis();
+        if flags.is_empty() {
+            tracing::debug!(target: "weft::access", %listener, %method, %uri, code, flags = flags.as_str(), %cluster, duration_ms = elapsed_ms);
+        } else {
+            tracing::info!(target: "weft::access", %listener, %method, %uri, code, flags = flags.as_str(), %cluster, duration_ms = elapsed_ms);
+        }
+    }
+}
+
+impl Drop for AccessLog<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.record(0, Flags::DC, &NAMES.none.clone());
+        }
+    }
 }
 
 async fn route(
@@ -80,7 +123,7 @@ async fn route(
     let Some(t) = target(&req, default_port) else {
         return reply(
             StatusCode::BAD_REQUEST,
-            "DPE",
+            Flags::DPE,
             "missing host",
             NAMES.none.clone(),
         );
@@ -96,7 +139,7 @@ async fn route(
         if is_self(&t, conn) {
             return reply(
                 StatusCode::LOOP_DETECTED,
-                "-",
+                Flags::NONE,
                 "request loops back to the proxy",
                 NAMES.none.clone(),
             );
@@ -118,32 +161,18 @@ async fn route(
         headers: req.headers(),
         ignore_uri: false,
     };
-    let Some(route) = find_route(&vh.routes, &view) else {
-        return reply(StatusCode::NOT_FOUND, "NR", "", NAMES.none.clone());
+    let Some((route, matched)) = find_route_match(&vh.routes, &view) else {
+        return reply(StatusCode::NOT_FOUND, Flags::NR, "", NAMES.none.clone());
     };
     match &route.action {
         Action::Forward(clusters) => {
-            let name = clusters.pick();
-            let Some(upstream) = snapshot.upstream(name) else {
-                return reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "NC",
-                    "cluster not found",
-                    name.clone(),
-                );
-            };
-            // Only a passthrough cluster needs the requested address.
-            let requested = if upstream.cluster.passthrough {
-                requested_authority(&t)
-            } else {
-                None
-            };
-            forward::to_cluster(req, upstream, requested, route.timeout, conn).await
+            let requested = requested_authority(&t);
+            routed::forward(req, route, matched, clusters, snapshot, requested, conn).await
         }
         Action::Redirect(r) => redirect_reply(r, &t, path, query),
         Action::DirectResponse { status, body } => Outcome {
             response: local_bytes(*status, body.clone()),
-            flags: "-",
+            flags: Flags::NONE,
             cluster: NAMES.none.clone(),
         },
     }
@@ -165,7 +194,7 @@ pub(super) fn select_table<'s>(
             Some(t) => Ok(Some(t)),
             None => Err(reject(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "NC",
+                Flags::NC,
                 "route configuration not found",
                 NAMES.none.clone(),
             )),
@@ -197,14 +226,17 @@ async fn passthrough(
     state: &crate::config::ProxyState,
 ) -> Outcome {
     match policy {
-        Passthrough::RegistryOnly => {
-            reply(StatusCode::BAD_GATEWAY, "-", "", NAMES.black_hole.clone())
-        }
+        Passthrough::RegistryOnly => reply(
+            StatusCode::BAD_GATEWAY,
+            Flags::NONE,
+            "",
+            NAMES.black_hole.clone(),
+        ),
         Passthrough::AllowAny => {
             let Some(authority) = requested else {
                 return reply(
                     StatusCode::BAD_REQUEST,
-                    "DPE",
+                    Flags::DPE,
                     "invalid host",
                     NAMES.none.clone(),
                 );
@@ -233,7 +265,7 @@ async fn inbound(
     let Some(app) = &listener.default_endpoint else {
         return reply(
             StatusCode::SERVICE_UNAVAILABLE,
-            "UH",
+            Flags::UH,
             "no default endpoint",
             listener.name.clone(),
         );
@@ -260,16 +292,26 @@ fn redirect_reply(r: &Redirect, t: &Target<'_>, path: &str, query: Option<&str>)
     let scheme = r.scheme.as_deref().unwrap_or(t.scheme);
     let host = r.authority.as_deref().unwrap_or(t.host);
     let mut location = format!("{scheme}://{host}");
-    match r.port {
-        Some(p) => location.push_str(&format!(":{p}")),
-        // Keep an explicit port the client used unless the authority changes.
-        None if r.authority.is_none()
-            && t.authority.len() > t.host.len()
-            && !t.authority.ends_with(']') =>
-        {
-            location.push_str(&format!(":{}", t.port));
+    let explicit_port = t.authority.len() > t.host.len() && !t.authority.ends_with(']');
+    let port = match (r.port, r.derive_port) {
+        (Some(p), _) => Some(p),
+        // The scheme's default port, which Location leaves out.
+        (None, DerivePort::FromProtocolDefault) => None,
+        (None, DerivePort::FromRequestPort) => {
+            let default = if scheme.eq_ignore_ascii_case("https") {
+                443
+            } else {
+                80
+            };
+            (t.port != default).then_some(t.port)
         }
-        None => {}
+        // Keep an explicit port the client used unless the authority changes.
+        (None, DerivePort::Unspecified) => {
+            (r.authority.is_none() && explicit_port).then_some(t.port)
+        }
+    };
+    if let Some(p) = port {
+        location.push_str(&format!(":{p}"));
     }
     match &r.uri {
         Some(uri) => {
@@ -298,7 +340,7 @@ fn redirect_reply(r: &Redirect, t: &Target<'_>, path: &str, query: Option<&str>)
         Err(_) => {
             return reply(
                 StatusCode::BAD_REQUEST,
-                "DPE",
+                Flags::DPE,
                 "invalid redirect",
                 NAMES.none.clone(),
             );
@@ -306,7 +348,7 @@ fn redirect_reply(r: &Redirect, t: &Target<'_>, path: &str, query: Option<&str>)
     }
     Outcome {
         response,
-        flags: "-",
+        flags: Flags::NONE,
         cluster: NAMES.none.clone(),
     }
 }

@@ -20,9 +20,24 @@ pub struct RequestView<'a> {
 }
 
 pub fn find_route<'r>(routes: &'r [Route], req: &RequestView<'_>) -> Option<&'r Route> {
-    routes
-        .iter()
-        .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| matches(m, req)))
+    find_route_match(routes, req).map(|(r, _)| r)
+}
+
+/// The route and the condition that accepted the request (None for a route
+/// without conditions); rewrites need to know what was matched.
+pub fn find_route_match<'r>(
+    routes: &'r [Route],
+    req: &RequestView<'_>,
+) -> Option<(&'r Route, Option<&'r RouteMatch>)> {
+    routes.iter().find_map(|r| {
+        if r.matches.is_empty() {
+            return Some((r, None));
+        }
+        r.matches
+            .iter()
+            .find(|m| matches(m, req))
+            .map(|m| (r, Some(m)))
+    })
 }
 
 pub fn matches(m: &RouteMatch, req: &RequestView<'_>) -> bool {

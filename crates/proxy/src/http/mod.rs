@@ -3,16 +3,29 @@
 //! - `handler`: one request: route table, virtual host, route, action.
 //! - `target`: host and port from an absolute URI or the Host header.
 //! - `matching`: route conditions.
-//! - `forward`: sending upstream, local replies and response flags.
+//! - `routed`: a forwarding route in Envoy's filter order: `cors`, `fault`,
+//!   `rewrite`, header operations, `mirror`, `retry` (attempts, timeouts,
+//!   backoff), with `buffer` making bodies replayable.
+//! - `forward`: sending to passthrough and inbound, local replies.
+//! - `flags`: Envoy's response flags; `grpc`: trailers-only local replies.
 //! - `connect`: CONNECT tunnels.
 //! - `headers`, `body`: hop-by-hop headers, request ids, response bodies.
 
 mod body;
+mod buffer;
 mod connect;
+mod cors;
+mod fault;
+mod flags;
 mod forward;
+mod grpc;
 mod handler;
 mod headers;
 pub mod matching;
+mod mirror;
+mod retry;
+mod rewrite;
+mod routed;
 pub mod target;
 
 use std::future::pending;

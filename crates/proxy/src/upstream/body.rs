@@ -78,3 +78,17 @@ impl Body for RequestBody {
         }
     }
 }
+
+impl RequestBody {
+    /// A fresh copy for another attempt or a mirror; None for a streaming
+    /// body, which can be sent once only.
+    pub fn replay(&self) -> Option<RequestBody> {
+        match self {
+            RequestBody::Streaming(_) => None,
+            RequestBody::Buffered { data, trailers } => Some(RequestBody::Buffered {
+                data: data.clone(),
+                trailers: trailers.clone(),
+            }),
+        }
+    }
+}

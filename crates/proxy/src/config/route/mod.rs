@@ -8,13 +8,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderName, StatusCode};
+use http::StatusCode;
 use rand::Rng;
 use serde::{Serialize, Serializer};
 use weft_xds::proto;
 
 use super::common::{duration, port, ser_duration_opt};
-use super::regex::FullRegex;
+
+mod matchers;
+mod ops;
+mod policy;
+
+pub use matchers::{HeaderMatcher, QueryMatcher, RouteMatch, StringMatcher};
+use matchers::{route_match, string_match};
+pub use ops::{HeaderOps, RegexRewrite, Rewrite};
+pub use policy::{
+    AbortWith, Cors, Fault, FaultAbort, FaultDelay, Mirror, Percent, RetryOn, RetryPolicy,
+};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RouteTable {
@@ -54,6 +64,13 @@ pub struct Route {
     #[serde(serialize_with = "ser_duration_opt")]
     pub timeout: Option<Duration>,
     pub origin: String,
+    pub retry: Option<RetryPolicy>,
+    pub fault: Option<Fault>,
+    pub mirrors: Vec<Mirror>,
+    pub request_headers: HeaderOps,
+    pub response_headers: HeaderOps,
+    pub rewrite: Option<Rewrite>,
+    pub cors: Option<Cors>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -77,58 +94,19 @@ pub struct Redirect {
     pub scheme: Option<String>,
     #[serde(serialize_with = "ser_status")]
     pub code: StatusCode,
+    pub derive_port: DerivePort,
 }
 
-/// All conditions ANDed; absent ones match anything.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct RouteMatch {
-    pub uri: Option<StringMatcher>,
-    pub method: Option<StringMatcher>,
-    pub authority: Option<StringMatcher>,
-    pub scheme: Option<StringMatcher>,
-    pub headers: Vec<HeaderMatcher>,
-    pub without_headers: Vec<HeaderMatcher>,
-    pub query_params: Vec<QueryMatcher>,
-    pub port: Option<u16>,
-    pub ignore_uri_case: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StringMatcher {
-    Exact(String),
-    Prefix(String),
-    Regex(FullRegex),
-}
-
-impl StringMatcher {
-    /// `ignore_case` applies to exact and prefix; a case-insensitive regex is
-    /// compiled that way up front.
-    pub fn matches(&self, value: &str, ignore_case: bool) -> bool {
-        match self {
-            StringMatcher::Exact(e) if ignore_case => e.eq_ignore_ascii_case(value),
-            StringMatcher::Exact(e) => e == value,
-            StringMatcher::Prefix(p) if ignore_case => value
-                .get(..p.len())
-                .is_some_and(|head| head.eq_ignore_ascii_case(p)),
-            StringMatcher::Prefix(p) => value.starts_with(p.as_str()),
-            StringMatcher::Regex(r) => r.is_match(value),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct HeaderMatcher {
-    #[serde(serialize_with = "ser_header_name")]
-    pub name: HeaderName,
-    /// None: presence only.
-    pub value: Option<StringMatcher>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct QueryMatcher {
-    pub name: String,
-    pub value: Option<StringMatcher>,
+/// Where a redirect's port comes from when `port` is unset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DerivePort {
+    /// Keep the request's explicit port, if it had one.
+    #[default]
+    Unspecified,
+    /// None in Location: the scheme's default.
+    FromProtocolDefault,
+    FromRequestPort,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -142,6 +120,9 @@ pub struct WeightedClusters {
 pub struct WeightedCluster {
     pub cluster: Arc<str>,
     pub weight: u32,
+    /// Destination-level header operations, applied before the route's.
+    pub request_headers: HeaderOps,
+    pub response_headers: HeaderOps,
 }
 
 impl WeightedClusters {
@@ -154,7 +135,11 @@ impl WeightedClusters {
             if c.cluster.is_empty() {
                 return Err("empty cluster name".into());
             }
+            let ops =
+                |o| HeaderOps::from_proto(o).map_err(|e| format!("cluster {}: {e}", c.cluster));
             out.push(WeightedCluster {
+                request_headers: ops(c.request_headers)?,
+                response_headers: ops(c.response_headers)?,
                 cluster: Arc::from(c.cluster.as_str()),
                 weight: c.weight,
             });
@@ -178,18 +163,23 @@ impl WeightedClusters {
 
     /// Random weighted choice (weight/total share each).
     pub fn pick(&self) -> &Arc<str> {
+        &self.pick_destination().cluster
+    }
+
+    /// Random weighted choice, with the destination's header operations.
+    pub fn pick_destination(&self) -> &WeightedCluster {
         if let [only] = self.clusters.as_slice() {
-            return &only.cluster;
+            return only;
         }
         let mut r = rand::rng().random_range(0..self.total);
         for c in &self.clusters {
             if r < c.weight {
-                return &c.cluster;
+                return c;
             }
             r -= c.weight;
         }
         // Unreachable while total is the sum of the weights; the last is a safe answer.
-        &self.clusters[self.clusters.len() - 1].cluster
+        &self.clusters[self.clusters.len() - 1]
     }
 }
 
@@ -313,6 +303,19 @@ fn route(r: proto::Route) -> Result<Route, String> {
             .transpose()?
             .filter(|d| !d.is_zero()),
         origin: r.origin,
+        retry: RetryPolicy::from_proto(r.retry)?,
+        fault: Fault::from_proto(r.fault)?,
+        mirrors: r
+            .mirrors
+            .into_iter()
+            .map(Mirror::from_proto)
+            .collect::<Result<_, _>>()?,
+        request_headers: HeaderOps::from_proto(r.request_headers)
+            .map_err(|e| format!("request_headers: {e}"))?,
+        response_headers: HeaderOps::from_proto(r.response_headers)
+            .map_err(|e| format!("response_headers: {e}"))?,
+        rewrite: Rewrite::from_proto(r.rewrite)?,
+        cors: Cors::from_proto(r.cors)?,
     })
 }
 
@@ -339,61 +342,12 @@ fn redirect(r: proto::Redirect) -> Result<Redirect, String> {
         port: (r.port != 0).then(|| port(r.port, "port")).transpose()?,
         scheme: some(r.scheme),
         code,
-    })
-}
-
-fn route_match(m: proto::RouteMatch) -> Result<RouteMatch, String> {
-    let ignore = m.ignore_uri_case;
-    Ok(RouteMatch {
-        uri: string_match(m.uri, ignore).map_err(|e| format!("uri: {e}"))?,
-        method: string_match(m.method, false).map_err(|e| format!("method: {e}"))?,
-        authority: string_match(m.authority, false).map_err(|e| format!("authority: {e}"))?,
-        scheme: string_match(m.scheme, false).map_err(|e| format!("scheme: {e}"))?,
-        headers: m
-            .headers
-            .into_iter()
-            .map(header_match)
-            .collect::<Result<_, _>>()?,
-        without_headers: m
-            .without_headers
-            .into_iter()
-            .map(header_match)
-            .collect::<Result<_, _>>()?,
-        query_params: m
-            .query_params
-            .into_iter()
-            .map(|q| {
-                Ok(QueryMatcher {
-                    value: string_match(q.value, false)
-                        .map_err(|e| format!("query {}: {e}", q.name))?,
-                    name: q.name,
-                })
-            })
-            .collect::<Result<_, String>>()?,
-        port: (m.port != 0).then(|| port(m.port, "port")).transpose()?,
-        ignore_uri_case: ignore,
-    })
-}
-
-fn header_match(h: proto::HeaderMatch) -> Result<HeaderMatcher, String> {
-    let name = HeaderName::from_bytes(h.name.to_ascii_lowercase().as_bytes())
-        .map_err(|_| format!("invalid header name {:?}", h.name))?;
-    let value = string_match(h.value, false).map_err(|e| format!("header {name}: {e}"))?;
-    Ok(HeaderMatcher { name, value })
-}
-
-fn string_match(
-    m: Option<proto::StringMatch>,
-    ignore_case: bool,
-) -> Result<Option<StringMatcher>, String> {
-    use proto::string_match::Kind;
-    Ok(match m.and_then(|m| m.kind) {
-        None => None,
-        Some(Kind::Exact(e)) => Some(StringMatcher::Exact(e)),
-        Some(Kind::Prefix(p)) => Some(StringMatcher::Prefix(p)),
-        Some(Kind::Regex(r)) => Some(StringMatcher::Regex(
-            FullRegex::new(&r, ignore_case).map_err(|e| format!("invalid regex {r:?}: {e}"))?,
-        )),
+        derive_port: match proto::DerivePort::try_from(r.derive_port) {
+            Ok(proto::DerivePort::Unspecified) => DerivePort::Unspecified,
+            Ok(proto::DerivePort::FromProtocolDefault) => DerivePort::FromProtocolDefault,
+            Ok(proto::DerivePort::FromRequestPort) => DerivePort::FromRequestPort,
+            Err(_) => return Err(format!("unknown derive_port {}", r.derive_port)),
+        },
     })
 }
 
@@ -403,8 +357,4 @@ fn ser_status<S: Serializer>(s: &StatusCode, ser: S) -> Result<S::Ok, S::Error> 
 
 fn ser_bytes<S: Serializer>(b: &Bytes, ser: S) -> Result<S::Ok, S::Error> {
     ser.serialize_str(&String::from_utf8_lossy(b))
-}
-
-fn ser_header_name<S: Serializer>(h: &HeaderName, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(h.as_str())
 }

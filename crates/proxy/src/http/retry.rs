@@ -1,0 +1,395 @@
+//! Sending a routed request to a cluster with Envoy's router semantics: the
+//! route timeout bounds every attempt and backoff together, each attempt has
+//! its per-try timeout, and retriable results are retried (with exponential
+//! backoff and full jitter) while the policy, the body and the cluster's
+//! retry limits allow.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::request::Parts;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http_body_util::Either;
+use rand::Rng;
+use tokio::time::Instant;
+
+use super::body::{ProxyBody, local};
+use super::flags::Flags;
+use super::grpc::GRPC_STATUS;
+use super::headers::{X_ENVOY_UPSTREAM_SERVICE_TIME, strip_hop_by_hop};
+use crate::config::ProxyState;
+use crate::config::common::HostPort;
+use crate::config::route::{RetryOn, RetryPolicy};
+use crate::config::snapshot::Upstream;
+use crate::upstream::{AttemptResult, RequestBody, RequestContext, SendError, UpstreamBody};
+
+static X_ENVOY_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
+
+const TIMEOUT_BODY: &str = "upstream request timeout";
+const OVERFLOW_BODY: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: overflow";
+const CONNECT_FAILURE_BODY: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+const RESET_BODY: &str = "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+
+/// Where and how to send.
+pub struct Call<'a> {
+    pub upstream: &'a Upstream,
+    pub policy: Option<&'a RetryPolicy>,
+    /// The route timeout (whole request, retries included).
+    pub timeout: Option<Duration>,
+    /// For a passthrough cluster: the address the client asked for.
+    pub requested: Option<Authority>,
+    pub source: Option<std::net::IpAddr>,
+    pub state: &'a ProxyState,
+}
+
+/// The final response (upstream or local) with its flags and any
+/// consistent-hash cookie the response must set.
+pub struct Sent {
+    pub response: Response<ProxyBody>,
+    pub flags: Flags,
+    pub set_cookie: Option<HeaderValue>,
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Response(Response<UpstreamBody>, Duration),
+    Failed(SendError),
+    PerTryTimeout,
+    RouteTimeout,
+}
+
+/// Sends `parts` and `body` (already rewritten; the URI is completed per
+/// attempt with the endpoint's authority).
+pub async fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
+    let deadline = s.timeout.map(|t| Instant::now() + t);
+    let policy = s.policy.filter(|p| p.attempts > 0);
+    let max_attempts = 1 + policy.map_or(0, |p| p.attempts);
+    let replayable = body.replay().is_some();
+    let mut body = Some(body);
+    // Only filled when retries avoid earlier hosts: no allocation otherwise.
+    let avoid_previous = policy.is_some_and(|p| p.avoid_previous_hosts);
+    let mut tried: Vec<&HostPort> = Vec::new();
+    let mut attempt: u32 = 1;
+    let mut _permit = None;
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    loop {
+        let last = attempt >= max_attempts || !replayable;
+        let (authority, picked) = if s.upstream.cluster.passthrough {
+            match &s.requested {
+                Some(a) => (a.clone(), None),
+                None => {
+                    return local_sent(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Flags::UH,
+                        "no healthy upstream",
+                    );
+                }
+            }
+        } else {
+            let ctx = RequestContext {
+                headers: &parts.headers,
+                query: parts.uri.query(),
+                source: s.source,
+            };
+            match s.upstream.pick(&ctx, &tried) {
+                Some(p) => (p.endpoint.address.authority.clone(), Some(p)),
+                None => {
+                    return local_sent(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Flags::UH,
+                        "no healthy upstream",
+                    );
+                }
+            }
+        };
+        // The last attempt takes the body and headers; earlier ones copy them.
+        let (attempt_body, headers) = if last {
+            (
+                body.take().unwrap_or_else(RequestBody::empty),
+                std::mem::take(&mut parts.headers),
+            )
+        } else {
+            (
+                body.as_ref()
+                    .and_then(RequestBody::replay)
+                    .unwrap_or_else(RequestBody::empty),
+                parts.headers.clone(),
+            )
+        };
+        let req = match attempt_request(
+            &parts,
+            headers,
+            authority,
+            path.clone(),
+            attempt,
+            s.upstream.is_h2(),
+            attempt_body,
+        ) {
+            Some(r) => r,
+            None => {
+                return local_sent(
+                    StatusCode::BAD_REQUEST,
+                    Flags::DPE,
+                    "invalid request target",
+                );
+            }
+        };
+        let (endpoint, in_flight, set_cookie) = match picked {
+            Some(p) => (Some(p.endpoint), Some(p.in_flight), p.set_cookie),
+            None => (None, None, None),
+        };
+        let per_try = policy
+            .and_then(|p| p.per_try_timeout)
+            .map(|t| Instant::now() + t);
+        let result = run_attempt(s.upstream, req, in_flight, per_try, deadline).await;
+        if let Some(e) = endpoint {
+            s.upstream.report(e, attempt_result(&result));
+            if avoid_previous && !last {
+                tried.push(&e.address);
+            }
+        }
+        let retriable = policy.is_some_and(|p| is_retriable(p, &result));
+        if !retriable || matches!(result, Attempt::RouteTimeout) {
+            return finish(
+                result,
+                Flags::NONE,
+                set_cookie,
+                s.state,
+                &s.upstream.cluster.name,
+            );
+        }
+        if last {
+            let flags = if replayable { Flags::URX } else { Flags::NONE };
+            return finish(result, flags, set_cookie, s.state, &s.upstream.cluster.name);
+        }
+        let Some(permit) = s.upstream.retry_permit() else {
+            // Envoy's retry overflow: the last result stands, flagged UO.
+            return finish(
+                result,
+                Flags::UO,
+                set_cookie,
+                s.state,
+                &s.upstream.cluster.name,
+            );
+        };
+        _permit = Some(permit);
+        drop(result);
+        let pause = backoff(policy, attempt);
+        if deadline.is_some_and(|d| Instant::now() + pause >= d) {
+            if let Some(d) = deadline {
+                tokio::time::sleep_until(d).await;
+            }
+            return local_sent(StatusCode::GATEWAY_TIMEOUT, Flags::UT, TIMEOUT_BODY);
+        }
+        tokio::time::sleep(pause).await;
+        attempt += 1;
+    }
+}
+
+async fn run_attempt(
+    upstream: &Upstream,
+    req: Request<RequestBody>,
+    in_flight: Option<crate::upstream::lb::InFlight>,
+    per_try: Option<Instant>,
+    deadline: Option<Instant>,
+) -> Attempt {
+    let start = Instant::now();
+    let limit = match (per_try, deadline) {
+        (Some(p), Some(d)) => Some((p.min(d), p < d)),
+        (Some(p), None) => Some((p, true)),
+        (None, Some(d)) => Some((d, false)),
+        (None, None) => None,
+    };
+    let sent = upstream.send(req, in_flight);
+    let result = match limit {
+        None => sent.await,
+        Some((at, is_per_try)) => match tokio::time::timeout_at(at, sent).await {
+            Ok(r) => r,
+            Err(_) if is_per_try => return Attempt::PerTryTimeout,
+            Err(_) => return Attempt::RouteTimeout,
+        },
+    };
+    match result {
+        Ok(resp) => Attempt::Response(resp, start.elapsed()),
+        Err(e) => Attempt::Failed(e),
+    }
+}
+
+/// The request for one attempt: the URI names the endpoint, Host keeps what
+/// the client asked for (or the rewrite).
+fn attempt_request(
+    parts: &Parts,
+    headers: http::HeaderMap,
+    authority: Authority,
+    path: PathAndQuery,
+    attempt: u32,
+    h2: bool,
+    body: RequestBody,
+) -> Option<Request<RequestBody>> {
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(Scheme::HTTP);
+    uri.authority = Some(authority);
+    uri.path_and_query = Some(path);
+    let mut req = Request::new(body);
+    *req.uri_mut() = Uri::from_parts(uri).ok()?;
+    *req.method_mut() = parts.method.clone();
+    *req.version_mut() = if h2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+    *req.headers_mut() = headers;
+    req.headers_mut()
+        .insert(X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(attempt));
+    Some(req)
+}
+
+fn attempt_result(a: &Attempt) -> AttemptResult {
+    match a {
+        Attempt::Response(r, _) => AttemptResult::Response(r.status()),
+        Attempt::Failed(SendError::ConnectFailure(_)) => AttemptResult::ConnectFailure,
+        Attempt::Failed(SendError::Reset(_) | SendError::Overflow) => AttemptResult::Reset,
+        Attempt::PerTryTimeout | Attempt::RouteTimeout => AttemptResult::Timeout,
+    }
+}
+
+/// Envoy's retry_on conditions over one attempt's result.
+fn is_retriable(p: &RetryPolicy, a: &Attempt) -> bool {
+    let on = p.retry_on;
+    let any = |conds: &[RetryOn]| conds.iter().any(|c| on.has(*c));
+    match a {
+        Attempt::Response(r, _) => {
+            let code = r.status().as_u16();
+            (code >= 500 && on.has(RetryOn::FIVE_XX))
+                || (matches!(code, 502..=504) && on.has(RetryOn::GATEWAY_ERROR))
+                || (code == 409 && on.has(RetryOn::RETRIABLE_4XX))
+                || (on.has(RetryOn::RETRIABLE_STATUS_CODES)
+                    && p.retriable_status_codes.contains(&code))
+                || grpc_retriable(on, r.headers())
+        }
+        Attempt::Failed(SendError::ConnectFailure(_)) => any(&[
+            RetryOn::CONNECT_FAILURE,
+            RetryOn::FIVE_XX,
+            RetryOn::GATEWAY_ERROR,
+            RetryOn::RESET,
+        ]),
+        Attempt::Failed(SendError::Reset(e)) => {
+            any(&[RetryOn::FIVE_XX, RetryOn::GATEWAY_ERROR, RetryOn::RESET])
+                || (on.has(RetryOn::REFUSED_STREAM) && e.contains("refused"))
+        }
+        // Envoy does not retry a circuit breaker's overflow.
+        Attempt::Failed(SendError::Overflow) => false,
+        Attempt::PerTryTimeout => any(&[RetryOn::FIVE_XX, RetryOn::GATEWAY_ERROR, RetryOn::RESET]),
+        Attempt::RouteTimeout => false,
+    }
+}
+
+/// gRPC conditions read from a trailers-only response's `grpc-status`.
+fn grpc_retriable(on: RetryOn, headers: &http::HeaderMap) -> bool {
+    let Some(code) = headers
+        .get(&GRPC_STATUS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u32>().ok())
+    else {
+        return false;
+    };
+    let condition = match code {
+        1 => RetryOn::GRPC_CANCELLED,
+        4 => RetryOn::GRPC_DEADLINE_EXCEEDED,
+        8 => RetryOn::GRPC_RESOURCE_EXHAUSTED,
+        13 => RetryOn::GRPC_INTERNAL,
+        14 => RetryOn::GRPC_UNAVAILABLE,
+        _ => return false,
+    };
+    on.has(condition)
+}
+
+/// Full jitter: uniform in [0, min(base * 2^(retry-1), max)].
+fn backoff(policy: Option<&RetryPolicy>, retry: u32) -> Duration {
+    let Some(p) = policy else {
+        return Duration::ZERO;
+    };
+    let factor = 1u32 << retry.saturating_sub(1).min(16);
+    let ceiling = p.backoff_base.saturating_mul(factor).min(p.backoff_max);
+    let ceiling_us = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
+    Duration::from_micros(rand::rng().random_range(0..=ceiling_us))
+}
+
+fn finish(
+    result: Attempt,
+    extra: Flags,
+    set_cookie: Option<HeaderValue>,
+    state: &ProxyState,
+    cluster: &Arc<str>,
+) -> Sent {
+    match result {
+        Attempt::Response(resp, took) => {
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+            parts
+                .headers
+                .insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), HeaderValue::from(ms));
+            Sent {
+                response: Response::from_parts(parts, Either::Left(body)),
+                flags: extra,
+                set_cookie,
+            }
+        }
+        Attempt::Failed(e) => {
+            tracing::debug!(%cluster, error = %e, "upstream attempt failed");
+            let (flag, body) = match e {
+                SendError::Overflow => (Flags::UO, OVERFLOW_BODY),
+                SendError::ConnectFailure(_) => {
+                    state.metrics().connect_failure(cluster);
+                    (Flags::UF, CONNECT_FAILURE_BODY)
+                }
+                SendError::Reset(_) => (Flags::UC, RESET_BODY),
+            };
+            local_sent(StatusCode::SERVICE_UNAVAILABLE, flag.with(extra), body)
+        }
+        Attempt::PerTryTimeout | Attempt::RouteTimeout => local_sent(
+            StatusCode::GATEWAY_TIMEOUT,
+            Flags::UT.with(extra),
+            TIMEOUT_BODY,
+        ),
+    }
+}
+
+fn local_sent(status: StatusCode, flags: Flags, body: &'static str) -> Sent {
+    Sent {
+        response: local(status, body),
+        flags,
+        set_cookie: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_bounded_by_max() {
+        let p = RetryPolicy {
+            attempts: 5,
+            per_try_timeout: None,
+            retry_on: RetryOn::FIVE_XX,
+            retriable_status_codes: vec![],
+            backoff_base: Duration::from_millis(25),
+            backoff_max: Duration::from_millis(250),
+            avoid_previous_hosts: false,
+        };
+        for retry in 1..40 {
+            let b = backoff(Some(&p), retry);
+            assert!(b <= Duration::from_millis(250), "{retry}: {b:?}");
+        }
+        assert!(backoff(Some(&p), 1) <= Duration::from_millis(25));
+    }
+}
