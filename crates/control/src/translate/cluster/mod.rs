@@ -222,3 +222,6 @@ fn endpoint(ep: &ServiceEndpoint, port: &ServicePort) -> Endpoint {
 fn duration(d: &weft_api::types::Duration) -> Option<prost_types::Duration> {
     prost_types::Duration::try_from(d.as_std()).ok()
 }
+
+#[cfg(test)]
+mod tests;

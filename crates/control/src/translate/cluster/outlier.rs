@@ -27,8 +27,10 @@ pub(super) fn outlier_detection(od: &ApiOutlier, unapplied: &mut Unapplied) -> O
     };
     // Envoy does not enforce gateway-error ejection unless asked.
     let consecutive_gateway_errors = od.consecutive_gateway_errors.or(deprecated).unwrap_or(0);
+    // As in Istio, local-origin failures count apart only when the rule asks
+    // for the split (validation flags a failure count without it).
+    let split = od.split_external_local_origin_errors;
     let local_origin = od.consecutive_local_origin_failures.filter(|n| *n > 0);
-    let split = od.split_external_local_origin_errors || local_origin.is_some();
     if !od.outlier_detection_http_error_codes.is_empty() {
         unapplied.push("outlierDetection.outlierDetectionHttpErrorCodes");
     }
