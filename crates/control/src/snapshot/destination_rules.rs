@@ -21,8 +21,8 @@ pub struct DrEntry {
     pub export_to: ExportTo,
     /// Client workloads this rule is limited to (`workloadSelector`).
     pub selector: Option<BTreeMap<String, String>>,
-    /// Merged: the oldest rule's traffic policy, every rule's subsets (the
-    /// first of a name wins).
+    /// Merged: the oldest rule's traffic policy (else the first later one
+    /// that has one), every rule's subsets (the first of a name wins).
     pub spec: DestinationRule,
 }
 
@@ -56,13 +56,23 @@ impl DestinationRules {
                 .as_ref()
                 .map(|s| s.match_labels.clone());
             index.uses_selectors |= selector.is_some();
+            let export_to = ExportTo::parse(&dr.export_to, ns, default_export);
             let entries = index.by_namespace.entry(ns.clone()).or_default();
-            let existing = entries
-                .iter_mut()
-                .find(|e| e.host == host && e.selector.is_none() && selector.is_none());
+            // Rules exported differently stay apart (Istio's enhanced merge),
+            // so a private rule never widens or narrows a public one.
+            let existing = entries.iter_mut().find(|e| {
+                e.host == host
+                    && e.selector.is_none()
+                    && selector.is_none()
+                    && e.export_to == export_to
+            });
             if let Some(existing) = existing {
-                // Several rules for one host in one namespace merge.
+                // Several rules for one host in one namespace merge: the
+                // oldest traffic policy (or the first one given), every subset.
                 let merged = Arc::make_mut(existing);
+                if merged.spec.traffic_policy.is_none() {
+                    merged.spec.traffic_policy = dr.traffic_policy.clone();
+                }
                 for subset in &dr.subsets {
                     if !merged.spec.subsets.iter().any(|s| s.name == subset.name) {
                         merged.spec.subsets.push(subset.clone());
@@ -75,7 +85,7 @@ impl DestinationRules {
                 namespace: ns.clone(),
                 name: r.meta.name.clone(),
                 host,
-                export_to: ExportTo::parse(&dr.export_to, ns, default_export),
+                export_to,
                 selector,
                 spec: dr.clone(),
             }));

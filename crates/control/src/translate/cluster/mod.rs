@@ -112,9 +112,8 @@ fn build(
         for (subset, subset_policy, labels) in variants {
             let policy = EffectivePolicy::resolve(top, subset_policy, port.number);
             let name = cluster_name(port.number, subset, &service.hostname);
-            let mut unapplied = Unapplied::new();
-            let cluster = cluster(service, port, subset, &policy, &defaults, &mut unapplied);
-            report(dr, &cluster.name, &policy, unapplied);
+            let (cluster, unapplied) = cluster(service, port, subset, &policy, &defaults);
+            report(dr, &cluster.name, &unapplied);
             out.clusters.push(interner.cluster(&cluster));
             let endpoints = Endpoints {
                 cluster: name,
@@ -131,7 +130,31 @@ fn build(
     out
 }
 
+/// The cluster for `port` and `subset` under `policy`, and the rule fields
+/// it could not carry.
 fn cluster(
+    service: &Service,
+    port: &ServicePort,
+    subset: &str,
+    policy: &EffectivePolicy<'_>,
+    defaults: &MeshDefaults<'_>,
+) -> (Cluster, Unapplied) {
+    let mut unapplied = Unapplied::new();
+    let cluster = cluster_of(service, port, subset, policy, defaults, &mut unapplied);
+    // TLS origination, tunnelling and PROXY protocol are later work.
+    if policy.tls.is_some() {
+        unapplied.push("tls");
+    }
+    if policy.tunnel {
+        unapplied.push("tunnel");
+    }
+    if policy.proxy_protocol {
+        unapplied.push("proxyProtocol");
+    }
+    (cluster, unapplied)
+}
+
+fn cluster_of(
     service: &Service,
     port: &ServicePort,
     subset: &str,
@@ -175,23 +198,9 @@ fn cluster(
     }
 }
 
-/// TLS origination, tunnelling and PROXY protocol are later work: a rule
-/// that sets them is told so rather than silently half-applied.
-fn report(
-    dr: Option<&DrEntry>,
-    cluster: &str,
-    policy: &EffectivePolicy<'_>,
-    mut unapplied: Unapplied,
-) {
-    if policy.tls.is_some() {
-        unapplied.push("tls");
-    }
-    if policy.tunnel {
-        unapplied.push("tunnel");
-    }
-    if policy.proxy_protocol {
-        unapplied.push("proxyProtocol");
-    }
+/// A rule that sets what we cannot send is told so rather than silently
+/// half-applied.
+fn report(dr: Option<&DrEntry>, cluster: &str, unapplied: &Unapplied) {
     if unapplied.is_empty() {
         return;
     }

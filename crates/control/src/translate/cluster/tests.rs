@@ -13,6 +13,8 @@ use weft_xds::proto::{
 };
 use weft_xds::type_url;
 
+use super::MeshDefaults;
+use super::policy::EffectivePolicy;
 use crate::mesh::mesh_config_from_text;
 use crate::registry::tests::resources;
 use crate::snapshot::PushSnapshot;
@@ -783,6 +785,98 @@ spec:
         [
             ("10.1.0.7", 1, "us-central1/us-central1-c", "ratings-sa"),
             ("10.1.0.8", 1, "/us-central1-f", ""),
+        ]
+    );
+}
+
+#[test]
+fn rules_for_one_host_merge_unless_exported_differently() {
+    let yaml = [
+        REVIEWS.to_string(),
+        rule(
+            "bookinfo",
+            "a-subsets",
+            "  subsets: [{name: v1, labels: {version: v1}}]\n",
+        ),
+        rule(
+            "bookinfo",
+            "b-policy",
+            "  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n  subsets: [{name: v2, labels: {version: v2}}]\n",
+        ),
+        rule(
+            "bookinfo",
+            "c-private",
+            "  exportTo: [\".\"]\n  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}\n",
+        ),
+    ]
+    .concat();
+    // The first policy given and every subset, for everyone...
+    let outside = translate_with(&yaml, "", "elsewhere");
+    assert_eq!(
+        outside.cluster(80, "").load_balancer,
+        LoadBalancer::Random as i32
+    );
+    assert_eq!(
+        outside.cluster(80, "v2").load_balancer,
+        LoadBalancer::Random as i32
+    );
+    assert_eq!(outside.endpoints(80, "v1").endpoints[0].address, "10.0.0.1");
+    // ...the private rule stays apart rather than merging into the public one.
+    let snap = PushSnapshot::build(
+        1,
+        &resources(&yaml),
+        Arc::new(mesh_config_from_text("").expect("mesh")),
+        None,
+    );
+    assert_eq!(snap.destination_rules.len(), 2);
+}
+
+#[test]
+fn fields_we_cannot_send_are_reported() {
+    let yaml = format!(
+        "{REVIEWS}{}",
+        rule(
+            "bookinfo",
+            "r",
+            r#"  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL}
+    loadBalancer:
+      simple: RANDOM
+      warmupDurationSecs: 10s
+    connectionPool: {http: {useClientProtocol: true}}
+    retryBudget: {budgetInterval: 1s}
+"#
+        )
+    );
+    let snap = PushSnapshot::build(
+        1,
+        &resources(&yaml),
+        Arc::new(mesh_config_from_text("").expect("mesh")),
+        None,
+    );
+    let service = snap.registry.lookup(HOST, "bookinfo").expect("service");
+    let dr = snap
+        .destination_rules
+        .for_service(
+            HOST,
+            "bookinfo",
+            &Default::default(),
+            "bookinfo",
+            "istio-system",
+        )
+        .expect("rule");
+    let policy = EffectivePolicy::resolve(dr.spec.traffic_policy.as_ref(), None, 80);
+    let defaults = MeshDefaults::new(&snap.mesh);
+    let port = service.port(80).expect("port");
+    let (cluster, unapplied) = super::cluster(service, port, "", &policy, &defaults);
+    assert_eq!(cluster.load_balancer, LoadBalancer::Random as i32);
+    assert_eq!(
+        unapplied,
+        [
+            "loadBalancer.warmup (only ROUND_ROBIN and LEAST_REQUEST warm up)",
+            "retryBudget.budgetInterval",
+            "connectionPool.http.useClientProtocol",
+            "tls",
         ]
     );
 }
