@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use weft_api::networking::gateway::Protocol;
 use weft_api::resource::Resource;
 
+use super::locality::locality;
 use super::{
     Origin, Resolution, Service, ServiceEndpoint, ServicePort, Workload, Workloads, order_of,
     protocol_from_port_name,
@@ -186,13 +187,14 @@ fn slice_endpoints(
                 (p.number, port)
             })
             .collect();
+        let locality = locality("", &labels, ep.zone.as_deref());
         for address in &ep.addresses {
             out.push(ServiceEndpoint {
                 address: address.clone(),
                 ports: endpoint_ports.clone(),
                 labels: labels.clone(),
                 service_account: service_account.clone(),
-                locality: String::new(),
+                locality: locality.clone(),
                 weight: 1,
             });
         }
@@ -236,7 +238,7 @@ fn workload_endpoint(
             .collect(),
         labels: w.entry.labels.clone(),
         service_account: w.entry.service_account.clone(),
-        locality: w.entry.locality.clone(),
+        locality: locality(&w.entry.locality, &w.entry.labels, None),
         weight: w.entry.weight.max(1),
     }
 }

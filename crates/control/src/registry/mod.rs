@@ -3,6 +3,7 @@
 //! and from Kubernetes Services with their EndpointSlices.
 
 mod kube;
+mod locality;
 mod service_entry;
 
 use std::collections::{BTreeMap, HashMap};

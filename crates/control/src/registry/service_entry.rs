@@ -115,7 +115,8 @@ fn endpoint(entry: &WorkloadEntry, ports: &[ServicePort]) -> ServiceEndpoint {
             .collect(),
         labels: entry.labels.clone(),
         service_account: entry.service_account.clone(),
-        locality: entry.locality.clone(),
+        locality: super::locality::locality(&entry.locality, &entry.labels, None),
+        // Istio: an unset (0) weight is 1.
         weight: entry.weight.max(1),
     }
 }
