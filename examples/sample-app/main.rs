@@ -78,7 +78,7 @@ async fn main() -> std::io::Result<()> {
     }
 }
 
-async fn handle(args: Arc<Args>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(args: Arc<Args>, mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     echo::record(&path);
     let propagate: Vec<(String, String)> = PROPAGATED
@@ -90,6 +90,7 @@ async fn handle(args: Arc<Args>, req: Request<Incoming>) -> Result<Response<Body
         .collect();
     let response = match (args.service.as_str(), path.as_str()) {
         (_, "/health") => text(StatusCode::OK, "ok\n"),
+        (_, "/upgrade") if req.headers().contains_key("upgrade") => echo_upgrade(&mut req),
         ("productpage", "/productpage") | ("productpage", "/") => {
             productpage(&args, &propagate).await
         }
@@ -112,6 +113,27 @@ async fn handle(args: Arc<Args>, req: Request<Incoming>) -> Result<Response<Body
         }
     };
     Ok(response)
+}
+
+/// Switches to the protocol the client asked for and echoes every byte back
+/// (a stand-in for WebSocket that needs no framing).
+fn echo_upgrade(req: &mut Request<Incoming>) -> Response<Body> {
+    let protocol = req.headers()["upgrade"].clone();
+    let on_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            let (mut reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
+            let _ = tokio::io::copy(&mut reader, &mut writer).await;
+        }
+    });
+    let mut resp = Response::new(Body::default());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    resp.headers_mut().insert(
+        "connection",
+        hyper::header::HeaderValue::from_static("upgrade"),
+    );
+    resp.headers_mut().insert("upgrade", protocol);
+    resp
 }
 
 async fn productpage(args: &Args, propagate: &[(String, String)]) -> Response<Body> {

@@ -45,7 +45,9 @@ impl VirtualServices {
             .iter()
             .filter_map(|r| {
                 let spec = r.spec::<VirtualService>()?;
-                if !binds_mesh(&spec.gateways) {
+                // Delegates (no hosts) are found by name from their root, and
+                // Istio ignores their own gateways.
+                if !spec.hosts.is_empty() && !binds_mesh(&spec.gateways) {
                     return None;
                 }
                 let ns = &r.meta.namespace;

@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use super::body::{LocalReply, Outcome, local};
 use super::flags::Flags;
 use super::headers::{X_ENVOY_UPSTREAM_SERVICE_TIME, ensure_request_id, strip_hop_by_hop};
+use super::upgrade::Upgrade;
 use crate::config::ProxyState;
 use crate::upstream::{HttpClient, RequestBody, SendError, UpstreamBody, send_with};
 
@@ -27,9 +28,14 @@ pub async fn send(
     cluster: Arc<str>,
     state: &ProxyState,
 ) -> Outcome {
+    let mut req = req;
+    let upgrade = Upgrade::take(&mut req);
     let mut req = req.map(RequestBody::from);
     if let Err(rejected) = prepare(&mut req, authority, h2, &cluster) {
         return rejected.into();
+    }
+    if let Some(u) = &upgrade {
+        u.restore(req.headers_mut());
     }
     let start = Instant::now();
     let result = match timeout {
@@ -39,7 +45,11 @@ pub async fn send(
         },
         None => send_with(client, req, None).await,
     };
-    finish(result, start, cluster, state)
+    let mut outcome = finish(result, start, cluster, state);
+    if let Some(u) = upgrade {
+        u.complete(&mut outcome.response, &outcome.cluster);
+    }
+    outcome
 }
 
 fn timed_out(cluster: Arc<str>) -> Outcome {

@@ -8,7 +8,7 @@
 //!   backoff), with `buffer` making bodies replayable.
 //! - `forward`: sending to passthrough and inbound, local replies.
 //! - `flags`: Envoy's response flags; `grpc`: trailers-only local replies.
-//! - `connect`: CONNECT tunnels.
+//! - `connect`: CONNECT tunnels. `upgrade`: 101 Switching Protocols (WebSocket).
 //! - `headers`, `body`: hop-by-hop headers, request ids, response bodies.
 
 mod body;
@@ -27,6 +27,7 @@ mod retry;
 mod rewrite;
 mod routed;
 pub mod target;
+mod upgrade;
 
 use std::future::pending;
 use std::sync::Arc;

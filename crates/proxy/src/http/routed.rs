@@ -16,6 +16,7 @@ use super::headers::{ensure_request_id, strip_hop_by_hop};
 use super::mirror;
 use super::retry::{self, Call};
 use super::rewrite::rewritten_path;
+use super::upgrade::Upgrade;
 use crate::config::Snapshot;
 use crate::config::route::{Route, RouteMatch, WeightedClusters};
 use crate::listeners::ConnInfo;
@@ -24,7 +25,7 @@ use crate::upstream::RequestBody;
 /// `matched` is the route condition that accepted the request; `requested`
 /// the authority the client asked for (used by passthrough clusters).
 pub async fn forward(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     route: &Route,
     matched: Option<&RouteMatch>,
     clusters: &WeightedClusters,
@@ -57,6 +58,7 @@ pub async fn forward(
         return outcome;
     };
     let cluster = &upstream.cluster.name;
+    let upgrade = Upgrade::take(&mut req);
     let new_path = route
         .rewrite
         .as_ref()
@@ -64,6 +66,9 @@ pub async fn forward(
     let (mut parts, incoming) = req.into_parts();
     normalize_host(&parts.uri, &mut parts.headers);
     strip_hop_by_hop(&mut parts.headers);
+    if let Some(u) = &upgrade {
+        u.restore(&mut parts.headers);
+    }
     ensure_request_id(&mut parts.headers);
     if let Some(path) = new_path {
         match Uri::try_from(path) {
@@ -122,6 +127,9 @@ pub async fn forward(
     )
     .await;
     let mut response = sent.response;
+    if let Some(u) = upgrade {
+        u.complete(&mut response, cluster);
+    }
     let headers = response.headers_mut();
     destination.response_headers.apply(headers);
     route.response_headers.apply(headers);
