@@ -1,0 +1,496 @@
+//! Per-endpoint HTTP connection pools on hyper's client connections, with
+//! the cluster's circuit breakers: connection and pending-request limits,
+//! requests per connection, idle timeout, connection lifetime, h2 streams.
+//!
+//! HTTP/1: one request per connection at a time; a connection returns to the
+//! idle list once hyper reports it ready again (its response body was read
+//! to the end). HTTP/2: connections are shared up to the stream limit.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::uri::Authority;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use super::circuit::{Circuit, Permit, Resource};
+use super::outlier::now_ms;
+use super::{RequestBody, SendError, error_chain};
+use crate::config::cluster::{Cluster, ConnectionPool};
+
+/// How a cluster's connections are made and kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolSettings {
+    pub h2: bool,
+    pub connect_timeout: Duration,
+    pub pool: ConnectionPool,
+}
+
+impl PoolSettings {
+    pub fn of(cluster: &Cluster) -> PoolSettings {
+        PoolSettings {
+            h2: cluster.speaks_h2(),
+            connect_timeout: cluster.connect_timeout,
+            pool: cluster.pool.clone(),
+        }
+    }
+}
+
+/// A cluster's pools, one per endpoint authority. Lookups are lock-free; a
+/// new endpoint copies the map once.
+pub struct Pools {
+    pub settings: PoolSettings,
+    pub circuit: Arc<Circuit>,
+    endpoints: ArcSwap<HashMap<Authority, Arc<EndpointPool>>>,
+}
+
+/// Guards that must live until the response body ends.
+#[derive(Debug, Default)]
+pub struct Guards {
+    pub request: Option<Permit>,
+    pub stream: Option<StreamGuard>,
+}
+
+/// Activity clock shared by a connection's handle and its driver task.
+#[derive(Debug, Default)]
+struct Activity {
+    /// [`now_ms`] when the connection last became idle; 0 while busy.
+    idle_since: AtomicU64,
+    /// Requests in progress (h2 streams; 0 or 1 for HTTP/1).
+    active: AtomicUsize,
+}
+
+impl Activity {
+    fn start(&self) {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        self.idle_since.store(0, Ordering::Release);
+    }
+
+    fn finish(&self) {
+        if self.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle_since.store(now_ms(), Ordering::Release);
+        }
+    }
+}
+
+/// Counts one h2 stream (or h1 exchange) on its connection until dropped.
+#[derive(Debug)]
+pub struct StreamGuard(Arc<Activity>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+struct H1Conn {
+    sender: http1::SendRequest<RequestBody>,
+    created: u64,
+    uses: u32,
+    activity: Arc<Activity>,
+}
+
+struct H2Conn {
+    sender: http2::SendRequest<RequestBody>,
+    created: u64,
+    uses: AtomicU32,
+    activity: Arc<Activity>,
+}
+
+#[derive(Default)]
+struct EndpointPool {
+    idle: Mutex<Vec<H1Conn>>,
+    h2: Mutex<Vec<Arc<H2Conn>>>,
+    /// Live connections to this endpoint.
+    live: AtomicUsize,
+}
+
+impl Pools {
+    pub fn new(settings: PoolSettings) -> Pools {
+        Pools {
+            circuit: Arc::new(Circuit::new(&settings.pool)),
+            settings,
+            endpoints: ArcSwap::from_pointee(HashMap::new()),
+        }
+    }
+
+    fn endpoint(&self, authority: &Authority) -> Arc<EndpointPool> {
+        if let Some(p) = self.endpoints.load().get(authority) {
+            return p.clone();
+        }
+        let mut created = None;
+        self.endpoints.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            let pool = map.entry(authority.clone()).or_default().clone();
+            created = Some(pool);
+            map
+        });
+        created.unwrap_or_default()
+    }
+
+    /// Sends `req` (whose URI names the endpoint) and returns the response
+    /// with the guards its body must hold.
+    pub async fn send(
+        &self,
+        req: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Guards), SendError> {
+        let request = self
+            .circuit
+            .try_acquire(Resource::Requests)
+            .ok_or(SendError::Overflow)?;
+        let Some(authority) = req.uri().authority().cloned() else {
+            return Err(SendError::ConnectFailure(
+                "request URI names no upstream address".into(),
+            ));
+        };
+        let endpoint = self.endpoint(&authority);
+        let (resp, stream) = if self.settings.h2 {
+            self.send_h2(&endpoint, &authority, req).await?
+        } else {
+            self.send_h1(&endpoint, &authority, req).await?
+        };
+        Ok((
+            resp,
+            Guards {
+                request: Some(request),
+                stream: Some(stream),
+            },
+        ))
+    }
+
+    async fn send_h1(
+        &self,
+        endpoint: &Arc<EndpointPool>,
+        authority: &Authority,
+        mut req: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, StreamGuard), SendError> {
+        let mut fresh_only = false;
+        loop {
+            let (mut conn, reused) = self.checkout_h1(endpoint, authority, fresh_only).await?;
+            conn.activity.start();
+            let guard = StreamGuard(conn.activity.clone());
+            conn.uses += 1;
+            match conn.sender.try_send_request(req).await {
+                Ok(resp) => {
+                    self.recycle_h1(endpoint.clone(), conn);
+                    return Ok((resp, guard));
+                }
+                Err(mut e) => {
+                    // A reused connection the server closed while idle: the
+                    // request was not written, so a fresh connection may take it.
+                    match e.take_message() {
+                        Some(back) if reused && !fresh_only => {
+                            req = back;
+                            fresh_only = true;
+                        }
+                        _ => return Err(SendError::Reset(error_chain(e.error()))),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Returns an HTTP/1 connection to the idle list once its exchange is over.
+    fn recycle_h1(&self, endpoint: Arc<EndpointPool>, mut conn: H1Conn) {
+        let pool = &self.settings.pool;
+        let exhausted = pool
+            .max_requests_per_connection
+            .is_some_and(|max| conn.uses >= max);
+        if exhausted {
+            // Dropping the sender closes the connection after this exchange.
+            return;
+        }
+        let circuit = self.circuit.clone();
+        let max_age = pool.max_connection_duration;
+        tokio::spawn(async move {
+            // Ready again once the response body was read to its end.
+            if conn.sender.ready().await.is_err() {
+                return;
+            }
+            if expired(conn.created, max_age, now_ms()) {
+                return;
+            }
+            if let Ok(mut idle) = endpoint.idle.lock() {
+                idle.push(conn);
+            }
+            circuit.freed.notify_one();
+        });
+    }
+
+    async fn checkout_h1(
+        &self,
+        endpoint: &Arc<EndpointPool>,
+        authority: &Authority,
+        fresh_only: bool,
+    ) -> Result<(H1Conn, bool), SendError> {
+        let mut pending: Option<Permit> = None;
+        loop {
+            // Registered before checking, so a release in between is not missed.
+            let freed = self.circuit.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if !fresh_only && let Some(conn) = self.take_idle(endpoint) {
+                return Ok((conn, true));
+            }
+            if let Some(permit) = self.connection_permit(endpoint) {
+                let conn = self.connect_h1(endpoint, authority, permit).await?;
+                return Ok((conn, false));
+            }
+            if pending.is_none() {
+                pending = Some(
+                    self.circuit
+                        .try_acquire(Resource::Pending)
+                        .ok_or(SendError::Overflow)?,
+                );
+            }
+            freed.await;
+        }
+    }
+
+    fn take_idle(&self, endpoint: &EndpointPool) -> Option<H1Conn> {
+        let now = now_ms();
+        let max_age = self.settings.pool.max_connection_duration;
+        let mut idle = endpoint.idle.lock().ok()?;
+        // Most recently used first: it is the likeliest to still be open.
+        while let Some(conn) = idle.pop() {
+            if !conn.sender.is_closed()
+                && conn.sender.is_ready()
+                && !expired(conn.created, max_age, now)
+            {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// A connection slot, or None when the cluster is at max_connections and
+    /// this endpoint already has a connection to wait for.
+    fn connection_permit(&self, endpoint: &EndpointPool) -> Option<Permit> {
+        self.circuit.try_acquire(Resource::Connections).or_else(|| {
+            (endpoint.live.load(Ordering::Acquire) == 0)
+                .then(|| self.circuit.force_acquire(Resource::Connections))
+        })
+    }
+
+    async fn connect_h1(
+        &self,
+        endpoint: &Arc<EndpointPool>,
+        authority: &Authority,
+        permit: Permit,
+    ) -> Result<H1Conn, SendError> {
+        let stream = self.connect(authority).await?;
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| SendError::ConnectFailure(error_chain(&e)))?;
+        let activity = Arc::new(Activity::default());
+        self.drive(endpoint.clone(), conn, activity.clone(), permit);
+        Ok(H1Conn {
+            sender,
+            created: now_ms(),
+            uses: 0,
+            activity,
+        })
+    }
+
+    async fn send_h2(
+        &self,
+        endpoint: &Arc<EndpointPool>,
+        authority: &Authority,
+        req: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, StreamGuard), SendError> {
+        let conn = self.checkout_h2(endpoint, authority).await?;
+        conn.activity.start();
+        let guard = StreamGuard(conn.activity.clone());
+        let mut sender = conn.sender.clone();
+        match sender.send_request(req).await {
+            Ok(resp) => Ok((resp, guard)),
+            Err(e) => Err(SendError::Reset(error_chain(&e))),
+        }
+    }
+
+    async fn checkout_h2(
+        &self,
+        endpoint: &Arc<EndpointPool>,
+        authority: &Authority,
+    ) -> Result<Arc<H2Conn>, SendError> {
+        let pool = &self.settings.pool;
+        let mut pending: Option<Permit> = None;
+        loop {
+            let freed = self.circuit.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            let mut least_busy = None;
+            if let Ok(mut conns) = endpoint.h2.lock() {
+                let now = now_ms();
+                conns.retain(|c| !c.sender.is_closed());
+                for c in conns.iter() {
+                    let uses = c.uses.load(Ordering::Relaxed);
+                    if expired(c.created, pool.max_connection_duration, now)
+                        || pool.max_requests_per_connection.is_some_and(|m| uses >= m)
+                    {
+                        continue;
+                    }
+                    let active = c.activity.active.load(Ordering::Relaxed);
+                    if pool
+                        .max_concurrent_streams
+                        .is_none_or(|m| active < m as usize)
+                    {
+                        c.uses.fetch_add(1, Ordering::Relaxed);
+                        return Ok(c.clone());
+                    }
+                    if least_busy
+                        .as_ref()
+                        .is_none_or(|(n, _): &(usize, Arc<H2Conn>)| active < *n)
+                    {
+                        least_busy = Some((active, c.clone()));
+                    }
+                }
+                // Old or used-up connections get no new streams; the driver
+                // closes them once idle.
+                conns.retain(|c| {
+                    !expired(c.created, pool.max_connection_duration, now)
+                        && !pool
+                            .max_requests_per_connection
+                            .is_some_and(|m| c.uses.load(Ordering::Relaxed) >= m)
+                });
+            }
+            if let Some(permit) = self.connection_permit(endpoint) {
+                let conn = self.connect_h2(endpoint, authority, permit).await?;
+                conn.uses.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut conns) = endpoint.h2.lock() {
+                    conns.push(conn.clone());
+                }
+                return Ok(conn);
+            }
+            if let Some((_, conn)) = least_busy {
+                // At max_connections: share the least busy connection (the
+                // stream limit is a preference, h2 queues past the peer's own).
+                conn.uses.fetch_add(1, Ordering::Relaxed);
+                return Ok(conn);
+            }
+            if pending.is_none() {
+                pending = Some(
+                    self.circuit
+                        .try_acquire(Resource::Pending)
+                        .ok_or(SendError::Overflow)?,
+                );
+            }
+            freed.await;
+        }
+    }
+
+    async fn connect_h2(
+        &self,
+        endpoint: &Arc<EndpointPool>,
+        authority: &Authority,
+        permit: Permit,
+    ) -> Result<Arc<H2Conn>, SendError> {
+        let stream = self.connect(authority).await?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| SendError::ConnectFailure(error_chain(&e)))?;
+        let activity = Arc::new(Activity::default());
+        self.drive(endpoint.clone(), conn, activity.clone(), permit);
+        Ok(Arc::new(H2Conn {
+            sender,
+            created: now_ms(),
+            uses: AtomicU32::new(0),
+            activity,
+        }))
+    }
+
+    /// Runs a connection until it ends, it sits idle past the idle timeout,
+    /// or it is past max_connection_duration with nothing in progress.
+    fn drive<C>(
+        &self,
+        endpoint: Arc<EndpointPool>,
+        conn: C,
+        activity: Arc<Activity>,
+        permit: Permit,
+    ) where
+        C: std::future::Future + Send + 'static,
+    {
+        let idle_timeout = self.settings.pool.idle_timeout;
+        let max_age = self.settings.pool.max_connection_duration;
+        let created = now_ms();
+        activity.idle_since.store(created, Ordering::Release);
+        endpoint.live.fetch_add(1, Ordering::AcqRel);
+        tokio::spawn(async move {
+            let _permit = permit;
+            tokio::pin!(conn);
+            let check_every = max_age.map_or(idle_timeout, |m| m.min(idle_timeout));
+            loop {
+                tokio::select! {
+                    _ = &mut conn => break,
+                    _ = tokio::time::sleep(check_every) => {
+                        let now = now_ms();
+                        let idle_since = activity.idle_since.load(Ordering::Acquire);
+                        let idle = idle_since != 0;
+                        if idle && now.saturating_sub(idle_since) >= millis(idle_timeout) {
+                            break;
+                        }
+                        if idle && expired(created, max_age, now) {
+                            break;
+                        }
+                    }
+                }
+            }
+            endpoint.live.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
+    async fn connect(&self, authority: &Authority) -> Result<TcpStream, SendError> {
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = authority.port_u16().unwrap_or(80);
+        let stream = tokio::time::timeout(
+            self.settings.connect_timeout,
+            TcpStream::connect((host, port)),
+        )
+        .await
+        .map_err(|_| SendError::ConnectFailure("connect timeout".into()))?
+        .map_err(|e| SendError::ConnectFailure(e.to_string()))?;
+        configure_socket(&stream, &self.settings.pool)
+            .map_err(|e| SendError::ConnectFailure(e.to_string()))?;
+        Ok(stream)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn expired(created: u64, max_age: Option<Duration>, now: u64) -> bool {
+    max_age.is_some_and(|m| now.saturating_sub(created) >= millis(m))
+}
+
+/// TCP_NODELAY and the cluster's keepalive settings.
+pub fn configure_socket(stream: &TcpStream, pool: &ConnectionPool) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    if let Some(k) = &pool.keepalive {
+        let mut ka = socket2::TcpKeepalive::new();
+        if let Some(t) = k.time {
+            ka = ka.with_time(t);
+        }
+        if let Some(i) = k.interval {
+            ka = ka.with_interval(i);
+        }
+        #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+        if let Some(p) = k.probes {
+            ka = ka.with_retries(p);
+        }
+        socket2::SockRef::from(stream).set_tcp_keepalive(&ka)?;
+    }
+    Ok(())
+}
