@@ -210,9 +210,10 @@ mod tests {
         (0..n).map(|i| format!("10.0.0.{i}:80")).collect()
     }
 
-    /// Removing one of five members moves only the keys it held (and a few
-    /// more for maglev), as consistent hashing promises.
-    fn stability(algorithm: HashAlgorithm) {
+    /// Removing one of five members keeps most keys where they were: the
+    /// removed member's 20% move, plus the share new ring points (the ring
+    /// keeps its minimum size) or maglev's table refill take over.
+    fn stability(algorithm: HashAlgorithm, min_kept: f64) {
         let before = HashTable::build(algorithm, &names(5), &[1; 5]);
         let remaining: Vec<String> = names(5).into_iter().take(4).collect();
         let after = HashTable::build(algorithm, &remaining, &[1; 4]);
@@ -228,9 +229,8 @@ mod tests {
                 kept += 1;
             }
         }
-        // Members 0-3 held ~80% of keys; nearly all of them stay put.
         assert!(
-            kept as f64 > 0.75 * keys as f64,
+            kept as f64 > min_kept * keys as f64,
             "{algorithm:?}: kept {kept}"
         );
         for c in counts {
@@ -243,14 +243,17 @@ mod tests {
 
     #[test]
     fn ring_hash_is_stable_when_an_endpoint_leaves() {
-        stability(HashAlgorithm::RingHash {
-            minimum_ring_size: 1024,
-        });
+        stability(
+            HashAlgorithm::RingHash {
+                minimum_ring_size: 1024,
+            },
+            0.65,
+        );
     }
 
     #[test]
     fn maglev_is_stable_when_an_endpoint_leaves() {
-        stability(HashAlgorithm::Maglev { table_size: 65537 });
+        stability(HashAlgorithm::Maglev { table_size: 65537 }, 0.75);
     }
 
     #[test]

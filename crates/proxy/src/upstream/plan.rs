@@ -61,12 +61,20 @@ impl Plan {
     ) -> Plan {
         let eps = endpoints.map_or(&[][..], |e| e.endpoints.as_slice());
         let weighted = eps.windows(2).any(|w| w[0].weight != w[1].weight);
+        // A `distribute` rule for this proxy replaces priorities: one level,
+        // split between localities by percentage (as Istio configures Envoy).
+        let distributes = cluster.locality_lb.as_ref().is_some_and(|lb| {
+            lb.distribute
+                .iter()
+                .any(|d| locality::matches(&d.from, &node.locality))
+        });
         // Priority -> locality -> members.
         let mut by_priority: BTreeMap<u32, BTreeMap<&str, Vec<usize>>> = BTreeMap::new();
         for (i, ep) in eps.iter().enumerate() {
             let p = cluster
                 .locality_lb
                 .as_ref()
+                .filter(|_| !distributes)
                 .map_or(0, |lb| locality::priority(lb, node, ep));
             by_priority
                 .entry(p)
