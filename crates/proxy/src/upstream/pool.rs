@@ -103,6 +103,16 @@ struct H2Conn {
     activity: Arc<Activity>,
 }
 
+impl H2Conn {
+    /// Past its lifetime or its request count: no new streams.
+    fn retired(&self, pool: &ConnectionPool, now: u64) -> bool {
+        expired(self.created, pool.max_connection_duration, now)
+            || pool
+                .max_requests_per_connection
+                .is_some_and(|m| self.uses.load(Ordering::Relaxed) >= m)
+    }
+}
+
 #[derive(Default)]
 struct EndpointPool {
     idle: Mutex<Vec<H1Conn>>,
@@ -330,13 +340,10 @@ impl Pools {
             if let Ok(mut conns) = endpoint.h2.lock() {
                 let now = now_ms();
                 conns.retain(|c| !c.sender.is_closed());
+                // Old or used-up connections get no new streams; the driver
+                // closes them once idle.
+                conns.retain(|c| !c.retired(pool, now));
                 for c in conns.iter() {
-                    let uses = c.uses.load(Ordering::Relaxed);
-                    if expired(c.created, pool.max_connection_duration, now)
-                        || pool.max_requests_per_connection.is_some_and(|m| uses >= m)
-                    {
-                        continue;
-                    }
                     let active = c.activity.active.load(Ordering::Relaxed);
                     if pool
                         .max_concurrent_streams
@@ -352,14 +359,6 @@ impl Pools {
                         least_busy = Some((active, c.clone()));
                     }
                 }
-                // Old or used-up connections get no new streams; the driver
-                // closes them once idle.
-                conns.retain(|c| {
-                    !expired(c.created, pool.max_connection_duration, now)
-                        && !pool
-                            .max_requests_per_connection
-                            .is_some_and(|m| c.uses.load(Ordering::Relaxed) >= m)
-                });
             }
             if let Some(permit) = self.connection_permit(endpoint) {
                 let conn = self.connect_h2(endpoint, authority, permit).await?;
