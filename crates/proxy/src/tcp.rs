@@ -4,6 +4,7 @@
 //! max_connections. Then bytes are spliced both ways until either side closes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::HeaderMap;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -11,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::config::cluster::DEFAULT_CONNECT_TIMEOUT;
 use crate::config::listener::{Direction, Listener};
 use crate::listeners::ConnInfo;
+use crate::upstream::idle::{LastActivity, Tracked};
 use crate::upstream::pool::configure_socket;
 use crate::upstream::{AttemptResult, RequestContext, connect_tcp};
 
@@ -34,7 +36,14 @@ where
             }
         };
         state.metrics().tcp_connection(&listener.name);
-        splice(&mut downstream, &mut upstream, &listener, &listener.name).await;
+        splice(
+            &mut downstream,
+            &mut upstream,
+            &listener,
+            &listener.name,
+            None,
+        )
+        .await;
         return;
     }
     let snapshot = state.snapshot();
@@ -86,7 +95,15 @@ where
     };
     upstream.report_connected(picked.endpoint);
     state.metrics().tcp_connection(name);
-    splice(&mut downstream, &mut stream, &listener, name).await;
+    let idle_timeout = upstream.cluster.pool.tcp_idle_timeout;
+    splice(
+        &mut downstream,
+        &mut stream,
+        &listener,
+        name,
+        Some(idle_timeout),
+    )
+    .await;
 }
 
 async fn splice<S>(
@@ -94,10 +111,27 @@ async fn splice<S>(
     upstream: &mut tokio::net::TcpStream,
     listener: &Listener,
     cluster: &str,
+    idle_timeout: Option<Duration>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    match tokio::io::copy_bidirectional(downstream, upstream).await {
+    let activity = LastActivity::default();
+    let mut tracked = Tracked {
+        inner: downstream,
+        activity: activity.clone(),
+    };
+    let copy = tokio::io::copy_bidirectional(&mut tracked, upstream);
+    let result = match idle_timeout {
+        Some(timeout) => tokio::select! {
+            r = copy => r,
+            () = activity.idle_for(timeout) => {
+                tracing::debug!(target: "weft::access", listener = %listener.name, %cluster, "TCP idle timeout");
+                return;
+            }
+        },
+        None => copy.await,
+    };
+    match result {
         Ok((sent, received)) => {
             tracing::debug!(target: "weft::access", listener = %listener.name, %cluster, sent, received, "TCP connection closed")
         }

@@ -5,6 +5,7 @@
 pub mod body;
 pub mod circuit;
 pub mod hash;
+pub mod idle;
 pub mod lb;
 pub mod locality;
 pub mod outlier;
