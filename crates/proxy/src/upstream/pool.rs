@@ -113,11 +113,24 @@ impl H2Conn {
     }
 }
 
+/// A connection's place in the cluster's and its endpoint's counts, from
+/// the connect attempt until the connection closes.
+struct Slot {
+    _permit: Permit,
+    endpoint: Arc<EndpointPool>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.endpoint.live.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 #[derive(Default)]
 struct EndpointPool {
     idle: Mutex<Vec<H1Conn>>,
     h2: Mutex<Vec<Arc<H2Conn>>>,
-    /// Live connections to this endpoint.
+    /// Connections to this endpoint, open or being opened.
     live: AtomicUsize,
 }
 
@@ -249,7 +262,7 @@ impl Pools {
                 return Ok((conn, true));
             }
             if let Some(permit) = self.connection_permit(endpoint) {
-                let conn = self.connect_h1(endpoint, authority, permit).await?;
+                let conn = self.connect_h1(authority, permit).await?;
                 return Ok((conn, false));
             }
             if pending.is_none() {
@@ -280,27 +293,36 @@ impl Pools {
     }
 
     /// A connection slot, or None when the cluster is at max_connections and
-    /// this endpoint already has a connection to wait for.
-    fn connection_permit(&self, endpoint: &EndpointPool) -> Option<Permit> {
-        self.circuit.try_acquire(Resource::Connections).or_else(|| {
-            (endpoint.live.load(Ordering::Acquire) == 0)
-                .then(|| self.circuit.force_acquire(Resource::Connections))
+    /// this endpoint already has a connection (or one being made) to wait for.
+    fn connection_permit(&self, endpoint: &Arc<EndpointPool>) -> Option<Slot> {
+        let permit = match self.circuit.try_acquire(Resource::Connections) {
+            Some(p) => {
+                endpoint.live.fetch_add(1, Ordering::AcqRel);
+                p
+            }
+            None => {
+                // Only the first of concurrent requests may force one.
+                endpoint
+                    .live
+                    .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+                    .ok()?;
+                self.circuit.force_acquire(Resource::Connections)
+            }
+        };
+        Some(Slot {
+            _permit: permit,
+            endpoint: endpoint.clone(),
         })
     }
 
-    async fn connect_h1(
-        &self,
-        endpoint: &Arc<EndpointPool>,
-        authority: &Authority,
-        permit: Permit,
-    ) -> Result<H1Conn, SendError> {
+    async fn connect_h1(&self, authority: &Authority, permit: Slot) -> Result<H1Conn, SendError> {
         let stream = self.connect(authority).await?;
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| SendError::ConnectFailure(error_chain(&e)))?;
         let activity = Arc::new(Activity::default());
-        self.drive(endpoint.clone(), conn, activity.clone(), permit);
+        self.drive(conn, activity.clone(), permit);
         Ok(H1Conn {
             sender,
             created: now_ms(),
@@ -361,7 +383,7 @@ impl Pools {
                 }
             }
             if let Some(permit) = self.connection_permit(endpoint) {
-                let conn = self.connect_h2(endpoint, authority, permit).await?;
+                let conn = self.connect_h2(authority, permit).await?;
                 conn.uses.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut conns) = endpoint.h2.lock() {
                     conns.push(conn.clone());
@@ -387,9 +409,8 @@ impl Pools {
 
     async fn connect_h2(
         &self,
-        endpoint: &Arc<EndpointPool>,
         authority: &Authority,
-        permit: Permit,
+        permit: Slot,
     ) -> Result<Arc<H2Conn>, SendError> {
         let stream = self.connect(authority).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
@@ -398,7 +419,7 @@ impl Pools {
             .await
             .map_err(|e| SendError::ConnectFailure(error_chain(&e)))?;
         let activity = Arc::new(Activity::default());
-        self.drive(endpoint.clone(), conn, activity.clone(), permit);
+        self.drive(conn, activity.clone(), permit);
         Ok(Arc::new(H2Conn {
             sender,
             created: now_ms(),
@@ -409,20 +430,14 @@ impl Pools {
 
     /// Runs a connection until it ends, it sits idle past the idle timeout,
     /// or it is past max_connection_duration with nothing in progress.
-    fn drive<C>(
-        &self,
-        endpoint: Arc<EndpointPool>,
-        conn: C,
-        activity: Arc<Activity>,
-        permit: Permit,
-    ) where
+    fn drive<C>(&self, conn: C, activity: Arc<Activity>, permit: Slot)
+    where
         C: std::future::Future + Send + 'static,
     {
         let idle_timeout = self.settings.pool.idle_timeout;
         let max_age = self.settings.pool.max_connection_duration;
         let created = now_ms();
         activity.idle_since.store(created, Ordering::Release);
-        endpoint.live.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
             let _permit = permit;
             tokio::pin!(conn);
@@ -443,7 +458,6 @@ impl Pools {
                     }
                 }
             }
-            endpoint.live.fetch_sub(1, Ordering::AcqRel);
         });
     }
 
