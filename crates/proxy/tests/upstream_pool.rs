@@ -193,3 +193,52 @@ async fn connect_timeout_and_refused_connections_are_uf() {
     })
     .await
 }
+
+/// A keep-alive HTTP/1.1 backend that answers one request per connection,
+/// then closes it without saying so (as servers with short idle timeouts do).
+async fn closes_after_each_response() -> (SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_server_closed_while_idle_does_not_fail_requests() {
+    with_timeout(async {
+        let (a, accepted) = closes_after_each_response().await;
+        let (state, _proxy) = start(&config(&[a], |_| {})).await;
+        let p = addr(&state, "outbound|15001");
+        for _ in 0..3 {
+            let r = get_via(p, "http://catalog:9080/").await;
+            assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{r:?}");
+            // Let the server close the pooled connection while it is idle.
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    })
+    .await
+}
