@@ -1,6 +1,15 @@
-//! Upstream side: per-cluster long-lived state (load-balancer counter and
-//! connection pool), endpoint selection, and the shared HTTP clients for
-//! traffic that has no cluster (passthrough and inbound).
+//! Upstream side: choosing an endpoint and sending to it.
+//!
+//! - `plan`: per (cluster, endpoint set) precomputation: priority levels
+//!   (`locality`), locality shares, cumulative weights, hash tables (`hash`).
+//! - `lb`: the pick over a plan (policies, weights, warmup, `tried`).
+//! - `outlier`: consecutive-failure detectors and ejections.
+//! - `circuit`: cluster-wide circuit-breaker counters and permits.
+//! - `pool`: per-endpoint HTTP/1 and HTTP/2 connection pools.
+//! - `idle`: the TCP idle timeout; `response`: the body holding the permits.
+//!
+//! Traffic with no cluster (passthrough, inbound) uses the shared
+//! hyper-util clients in [`SharedClients`].
 
 pub mod body;
 pub mod circuit;
