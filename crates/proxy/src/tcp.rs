@@ -1,83 +1,137 @@
 //! Opaque TCP: inbound connections go to the application's default endpoint;
 //! outbound ones are routed by `tcp_routes` (port, destination subnets) to a
-//! weighted cluster. Then bytes are spliced both ways until either side closes.
+//! weighted cluster, balanced by the cluster's policy within its
+//! max_connections. Then bytes are spliced both ways until either side closes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use http::HeaderMap;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::cluster::DEFAULT_CONNECT_TIMEOUT;
 use crate::config::listener::{Direction, Listener};
 use crate::listeners::ConnInfo;
-use crate::upstream::connect_tcp;
-use crate::upstream::lb::{self, InFlight};
+use crate::upstream::idle::{LastActivity, Tracked};
+use crate::upstream::pool::configure_socket;
+use crate::upstream::{AttemptResult, RequestContext, connect_tcp};
 
 pub(crate) async fn serve<S>(mut downstream: S, conn: Arc<ConnInfo>, listener: Arc<Listener>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let state = &conn.state;
-    let (host, port, timeout, cluster, in_flight) = if listener.direction == Direction::Inbound
+    if listener.direction == Direction::Inbound
         || (listener.tcp_routes.is_empty() && listener.default_endpoint.is_some())
     {
         let Some(app) = &listener.default_endpoint else {
             return;
         };
-        (
-            app.host.clone(),
-            app.port,
-            DEFAULT_CONNECT_TIMEOUT,
-            listener.name.clone(),
+        let mut upstream = match connect_tcp(&app.host, app.port, DEFAULT_CONNECT_TIMEOUT).await {
+            Ok(s) => s,
+            Err(e) => {
+                state.metrics().connect_failure(&listener.name);
+                tracing::info!(target: "weft::access", listener = %listener.name, cluster = %listener.name, flags = "UF", error = %e, "upstream connect failure");
+                return;
+            }
+        };
+        state.metrics().tcp_connection(&listener.name);
+        splice(
+            &mut downstream,
+            &mut upstream,
+            &listener,
+            &listener.name,
             None,
         )
-    } else {
-        let snapshot = state.snapshot();
-        let port = listener.local_port(conn.local);
-        let destination = conn.local.map(|a| a.ip());
-        let Some(route) = listener
-            .tcp_routes
-            .iter()
-            .find(|r| r.matches(port, destination))
-        else {
-            tracing::info!(target: "weft::access", listener = %listener.name, flags = "NR", "no TCP route");
-            return;
-        };
-        let name = route.clusters.pick();
-        let Some(upstream) = snapshot.upstream(name) else {
-            tracing::info!(target: "weft::access", listener = %listener.name, cluster = %name, flags = "NC", "cluster not found");
-            return;
-        };
-        let endpoints = upstream
-            .endpoints
-            .as_deref()
-            .map_or(&[][..], |e| e.endpoints.as_slice());
-        let Some(endpoint) = lb::pick(
-            upstream.cluster.load_balancer,
-            endpoints,
-            &upstream.state.rr,
-        ) else {
-            tracing::info!(target: "weft::access", listener = %listener.name, cluster = %name, flags = "UH", "no healthy upstream");
-            return;
-        };
-        (
-            endpoint.address.host.clone(),
-            endpoint.address.port,
-            upstream.cluster.connect_timeout,
-            name.clone(),
-            Some(InFlight::start(&endpoint.stats)),
-        )
+        .await;
+        return;
+    }
+    let snapshot = state.snapshot();
+    let port = listener.local_port(conn.local);
+    let destination = conn.local.map(|a| a.ip());
+    let Some(route) = listener
+        .tcp_routes
+        .iter()
+        .find(|r| r.matches(port, destination))
+    else {
+        tracing::info!(target: "weft::access", listener = %listener.name, flags = "NR", "no TCP route");
+        return;
     };
-    let mut upstream = match connect_tcp(&host, port, timeout).await {
+    let name = route.clusters.pick();
+    let Some(upstream) = snapshot.upstream(name) else {
+        tracing::info!(target: "weft::access", listener = %listener.name, cluster = %name, flags = "NC", "cluster not found");
+        return;
+    };
+    let Some(_connection) = upstream.connection_permit() else {
+        tracing::info!(target: "weft::access", listener = %listener.name, cluster = %name, flags = "UO", "upstream connection limit reached");
+        return;
+    };
+    let headers = HeaderMap::new();
+    let ctx = RequestContext {
+        headers: &headers,
+        query: None,
+        source: conn.peer.map(|p| p.ip()),
+    };
+    let Some(picked) = upstream.pick(&ctx, &[]) else {
+        tracing::info!(target: "weft::access", listener = %listener.name, cluster = %name, flags = "UH", "no healthy upstream");
+        return;
+    };
+    let address = &picked.endpoint.address;
+    let connected = connect_tcp(
+        &address.host,
+        address.port,
+        upstream.cluster.connect_timeout,
+    )
+    .await
+    .and_then(|s| configure_socket(&s, &upstream.cluster.pool).map(|()| s));
+    let mut stream = match connected {
         Ok(s) => s,
         Err(e) => {
-            state.metrics().connect_failure(&cluster);
-            tracing::info!(target: "weft::access", listener = %listener.name, %cluster, flags = "UF", error = %e, "upstream connect failure");
+            upstream.report(picked.endpoint, AttemptResult::ConnectFailure);
+            state.metrics().connect_failure(name);
+            tracing::info!(target: "weft::access", listener = %listener.name, cluster = %name, flags = "UF", error = %e, "upstream connect failure");
             return;
         }
     };
-    state.metrics().tcp_connection(&cluster);
-    let _in_flight = in_flight;
-    match tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
+    upstream.report_connected(picked.endpoint);
+    state.metrics().tcp_connection(name);
+    let idle_timeout = upstream.cluster.pool.tcp_idle_timeout;
+    splice(
+        &mut downstream,
+        &mut stream,
+        &listener,
+        name,
+        Some(idle_timeout),
+    )
+    .await;
+}
+
+async fn splice<S>(
+    downstream: &mut S,
+    upstream: &mut tokio::net::TcpStream,
+    listener: &Listener,
+    cluster: &str,
+    idle_timeout: Option<Duration>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let activity = LastActivity::default();
+    let mut tracked = Tracked {
+        inner: downstream,
+        activity: activity.clone(),
+    };
+    let copy = tokio::io::copy_bidirectional(&mut tracked, upstream);
+    let result = match idle_timeout {
+        Some(timeout) => tokio::select! {
+            r = copy => r,
+            () = activity.idle_for(timeout) => {
+                tracing::debug!(target: "weft::access", listener = %listener.name, %cluster, "TCP idle timeout");
+                return;
+            }
+        },
+        None => copy.await,
+    };
+    match result {
         Ok((sent, received)) => {
             tracing::debug!(target: "weft::access", listener = %listener.name, %cluster, sent, received, "TCP connection closed")
         }

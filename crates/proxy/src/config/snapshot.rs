@@ -8,7 +8,9 @@ use std::sync::Arc;
 use super::cluster::{Cluster, EndpointSet};
 use super::listener::Listener;
 use super::route::{Passthrough, RouteTable};
+use super::state::NodeInfo;
 use crate::upstream::ClusterState;
+use crate::upstream::plan::Plan;
 
 /// A resource with the version the control plane gave it.
 #[derive(Debug)]
@@ -35,6 +37,8 @@ pub struct Upstream {
     pub cluster: Arc<Cluster>,
     pub endpoints: Option<Arc<EndpointSet>>,
     pub state: Arc<ClusterState>,
+    /// Load-balancing tables for this cluster config and endpoint set.
+    pub plan: Arc<Plan>,
 }
 
 #[derive(Debug, Default)]
@@ -47,9 +51,19 @@ pub struct Snapshot {
     routes_by_port: Arc<HashMap<u16, Arc<RouteTable>>>,
     upstreams: Arc<HashMap<Arc<str>, Arc<Upstream>>>,
     default_passthrough: Passthrough,
+    /// The proxy's own workload (locality-aware load balancing).
+    node: Arc<NodeInfo>,
 }
 
 impl Snapshot {
+    /// The empty snapshot of a proxy running as `node`.
+    pub(super) fn with_node(node: NodeInfo) -> Snapshot {
+        Snapshot {
+            node: Arc::new(node),
+            ..Snapshot::default()
+        }
+    }
+
     /// Builds the next snapshot from the four resource maps, rebuilding only the
     /// indexes whose inputs changed and keeping per-cluster state from `prev`.
     pub(super) fn next(
@@ -68,7 +82,12 @@ impl Snapshot {
             if Arc::ptr_eq(&clusters, &prev.clusters) && Arc::ptr_eq(&endpoints, &prev.endpoints) {
                 prev.upstreams.clone()
             } else {
-                Arc::new(upstreams(&clusters, &endpoints, &prev.upstreams))
+                Arc::new(upstreams(
+                    &clusters,
+                    &endpoints,
+                    &prev.upstreams,
+                    &prev.node,
+                ))
             };
         Snapshot {
             generation: prev.generation + 1,
@@ -79,6 +98,7 @@ impl Snapshot {
             routes_by_port,
             upstreams,
             default_passthrough,
+            node: prev.node.clone(),
         }
     }
 
@@ -147,6 +167,7 @@ fn upstreams(
     clusters: &BTreeMap<String, Versioned<Cluster>>,
     endpoints: &BTreeMap<String, Versioned<EndpointSet>>,
     prev: &HashMap<Arc<str>, Arc<Upstream>>,
+    node: &NodeInfo,
 ) -> HashMap<Arc<str>, Arc<Upstream>> {
     clusters
         .values()
@@ -156,10 +177,13 @@ fn upstreams(
                 Some(old) if old.state.fits(&cluster) => old.state.clone(),
                 _ => Arc::new(ClusterState::new(&cluster)),
             };
+            let endpoints = endpoints.get(&*cluster.name).map(|e| e.value.clone());
+            let plan = state.plan_for(&cluster, endpoints.as_ref(), node);
             let upstream = Upstream {
-                endpoints: endpoints.get(&*cluster.name).map(|e| e.value.clone()),
+                endpoints,
                 cluster: cluster.clone(),
                 state,
+                plan,
             };
             (cluster.name.clone(), Arc::new(upstream))
         })

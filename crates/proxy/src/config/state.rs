@@ -86,7 +86,7 @@ impl ProxyState {
     pub fn with_node(node: NodeInfo) -> ProxyState {
         ProxyState {
             inner: Arc::new(Inner {
-                snapshot: ArcSwap::from_pointee(Snapshot::default()),
+                snapshot: ArcSwap::from_pointee(Snapshot::with_node(node.clone())),
                 writer: Mutex::new(Writer::default()),
                 generation: watch::Sender::new(0),
                 complete: AtomicBool::new(false),

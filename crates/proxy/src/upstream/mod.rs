@@ -1,31 +1,52 @@
-//! Upstream side: per-cluster long-lived state (load-balancer counter and
-//! connection pool), endpoint selection, and the shared HTTP clients for
-//! traffic that has no cluster (passthrough and inbound).
+//! Upstream side: choosing an endpoint and sending to it.
+//!
+//! - `plan`: per (cluster, endpoint set) precomputation: priority levels
+//!   (`locality`), locality shares, cumulative weights, hash tables (`hash`).
+//! - `lb`: the pick over a plan (policies, weights, warmup, `tried`).
+//! - `outlier`: consecutive-failure detectors and ejections.
+//! - `circuit`: cluster-wide circuit-breaker counters and permits.
+//! - `pool`: per-endpoint HTTP/1 and HTTP/2 connection pools.
+//! - `idle`: the TCP idle timeout; `response`: the body holding the permits.
+//!
+//! Traffic with no cluster (passthrough, inbound) uses the shared
+//! hyper-util clients in [`SharedClients`].
 
 pub mod body;
+pub mod circuit;
+pub mod hash;
+pub mod idle;
 pub mod lb;
+pub mod locality;
+pub mod outlier;
+pub mod plan;
+pub mod pool;
 pub mod response;
 
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 pub use body::RequestBody;
+use circuit::{Permit, Resource};
 use lb::InFlight;
+use plan::Plan;
+use pool::{PoolSettings, Pools};
 pub use response::UpstreamBody;
 
-use crate::config::Upstream;
-use crate::config::cluster::{Cluster, DEFAULT_CONNECT_TIMEOUT, Endpoint};
+use crate::config::cluster::{Cluster, DEFAULT_CONNECT_TIMEOUT, Endpoint, EndpointSet};
 use crate::config::common::HostPort;
+use crate::config::{NodeInfo, Upstream};
 
-/// A pooled HTTP client: connections are kept per endpoint (scheme and
-/// authority), and DNS names are resolved at connect time.
+/// A pooled HTTP client for traffic with no cluster (passthrough, inbound):
+/// connections are kept per endpoint, DNS names resolved at connect time.
 pub type HttpClient = Client<HttpConnector, RequestBody>;
 
 /// What load balancing may read from a request (consistent hashing).
@@ -88,26 +109,41 @@ pub enum AttemptResult {
 /// Allows one retry against the cluster's `max_retries` and retry budget;
 /// released on drop.
 #[derive(Debug)]
-pub struct RetryPermit(());
+pub struct RetryPermit(#[allow(dead_code)] Permit);
+
+impl Picked<'_> {
+    /// The `Set-Cookie` value the response must carry, when consistent
+    /// hashing generated the cookie for this request.
+    pub fn set_cookie(&self) -> Option<&HeaderValue> {
+        self.set_cookie.as_ref()
+    }
+}
 
 impl Upstream {
+    fn endpoint_list(&self) -> &[Endpoint] {
+        self.endpoints
+            .as_deref()
+            .map_or(&[][..], |e| e.endpoints.as_slice())
+    }
+
     /// Chooses an endpoint for one attempt, preferring ones not in `tried`
     /// (earlier attempts of the same request). None: no healthy endpoint.
-    pub fn pick(&self, _ctx: &RequestContext<'_>, tried: &[&HostPort]) -> Option<Picked<'_>> {
-        let endpoints = self
-            .endpoints
-            .as_deref()
-            .map_or(&[][..], |e| e.endpoints.as_slice());
-        let mut endpoint = lb::pick(self.cluster.load_balancer, endpoints, &self.state.rr)?;
-        if tried.contains(&&endpoint.address)
-            && let Some(other) = endpoints.iter().find(|e| !tried.contains(&&e.address))
-        {
-            endpoint = other;
+    pub fn pick<'s>(&'s self, ctx: &RequestContext<'_>, tried: &[&HostPort]) -> Option<Picked<'s>> {
+        let endpoints = self.endpoint_list();
+        let (i, set_cookie) = lb::Pick {
+            cluster: &self.cluster,
+            plan: &self.plan,
+            endpoints,
+            rr: &self.state.rr,
+            ctx,
+            tried,
         }
+        .choose()?;
+        let endpoint = endpoints.get(i)?;
         Some(Picked {
             endpoint,
             in_flight: InFlight::start(&endpoint.stats),
-            set_cookie: None,
+            set_cookie,
         })
     }
 
@@ -118,15 +154,50 @@ impl Upstream {
         req: Request<RequestBody>,
         in_flight: Option<InFlight>,
     ) -> Result<Response<UpstreamBody>, SendError> {
-        send_with(&self.state.client, req, in_flight).await
+        let (resp, guards) = self.state.pools.send(req).await?;
+        Ok(resp.map(|body| UpstreamBody::with_guards(body, in_flight, guards)))
     }
 
-    /// Records how an attempt to `endpoint` ended.
-    pub fn report(&self, _endpoint: &Endpoint, _result: AttemptResult) {}
+    /// Records how an attempt to `endpoint` ended (outlier detection).
+    pub fn report(&self, endpoint: &Endpoint, result: AttemptResult) {
+        let Some(cfg) = &self.cluster.outlier else {
+            return;
+        };
+        if outlier::record(cfg, &endpoint.stats.outlier, result) == outlier::Verdict::Trip
+            && outlier::eject(
+                cfg,
+                endpoint,
+                self.endpoint_list(),
+                &self.state.ejection_lock,
+                self.state.epoch,
+                outlier::now_ms(),
+            )
+        {
+            tracing::info!(cluster = %self.cluster.name, endpoint = %endpoint.address, ?result,
+                times = endpoint.stats.outlier.times_ejected(), "outlier ejected");
+        }
+    }
+
+    /// Records a successful connection (TCP proxying), which ends a run of
+    /// local-origin failures.
+    pub fn report_connected(&self, endpoint: &Endpoint) {
+        if self.cluster.outlier.is_some() {
+            endpoint.stats.outlier.connected();
+        }
+    }
 
     /// A permit for one retry, or None when the cluster's retry limits are reached.
     pub fn retry_permit(&self) -> Option<RetryPermit> {
-        Some(RetryPermit(()))
+        self.state
+            .pools
+            .circuit
+            .try_acquire(Resource::Retries)
+            .map(RetryPermit)
+    }
+
+    /// A connection slot for TCP proxying, or None at max_connections.
+    pub fn connection_permit(&self) -> Option<Permit> {
+        self.state.pools.circuit.try_acquire(Resource::Connections)
     }
 
     /// Whether this cluster speaks HTTP/2 to its endpoints.
@@ -159,7 +230,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// How long an idle upstream connection is kept for reuse.
+/// How long an idle upstream connection of a shared client is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// State that outlives config updates, keyed by cluster name: a new snapshot
@@ -167,38 +238,59 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 pub struct ClusterState {
     /// Round-robin position.
     pub rr: AtomicUsize,
-    pub client: HttpClient,
-    h2: bool,
-    connect_timeout: Duration,
+    pools: Pools,
+    /// Serialises ejection decisions (never taken on the request path).
+    ejection_lock: Mutex<()>,
+    /// Outlier interval ticks count from here ([`outlier::now_ms`] clock).
+    epoch: u64,
+    /// The last load-balancing plan, reused while its inputs are unchanged.
+    plan: ArcSwapOption<Plan>,
 }
 
 impl fmt::Debug for ClusterState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClusterState")
-            .field("h2", &self.h2)
-            .field("connect_timeout", &self.connect_timeout)
+            .field("settings", &self.pools.settings)
             .finish_non_exhaustive()
     }
 }
 
 impl ClusterState {
     pub fn new(cluster: &Cluster) -> ClusterState {
-        let h2 = cluster.protocol.is_h2();
         ClusterState {
             rr: AtomicUsize::new(0),
-            client: http_client(h2, cluster.connect_timeout),
-            h2,
-            connect_timeout: cluster.connect_timeout,
+            pools: Pools::new(PoolSettings::of(cluster)),
+            ejection_lock: Mutex::new(()),
+            epoch: outlier::now_ms(),
+            plan: ArcSwapOption::empty(),
         }
     }
 
-    /// Whether this state (its pool's protocol and timeout) still serves `cluster`.
+    /// Whether this state (its pools' protocol, timeouts and limits) still
+    /// serves `cluster`; load-balancing changes only need a new plan.
     pub fn fits(&self, cluster: &Cluster) -> bool {
-        self.h2 == cluster.protocol.is_h2() && self.connect_timeout == cluster.connect_timeout
+        self.pools.settings == PoolSettings::of(cluster)
     }
 
     pub fn is_h2(&self) -> bool {
-        self.h2
+        self.pools.settings.h2
+    }
+
+    /// The load-balancing plan for these inputs, built only when they changed.
+    pub fn plan_for(
+        &self,
+        cluster: &Arc<Cluster>,
+        endpoints: Option<&Arc<EndpointSet>>,
+        node: &NodeInfo,
+    ) -> Arc<Plan> {
+        if let Some(plan) = self.plan.load_full()
+            && plan.is_for(cluster, endpoints)
+        {
+            return plan;
+        }
+        let plan = Arc::new(Plan::build(cluster, endpoints, node));
+        self.plan.store(Some(plan.clone()));
+        plan
     }
 }
 
@@ -255,3 +347,6 @@ pub async fn connect_tcp(
     stream.set_nodelay(true)?;
     Ok(stream)
 }
+
+#[cfg(test)]
+mod tests;

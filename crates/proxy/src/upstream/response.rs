@@ -8,6 +8,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::lb::InFlight;
+use super::pool::Guards;
 
 /// An upstream response body that keeps its endpoint counted as busy (what
 /// least-request balances on) until the body is dropped, finished or not.
@@ -15,13 +16,24 @@ use super::lb::InFlight;
 pub struct UpstreamBody {
     inner: Incoming,
     _in_flight: Option<InFlight>,
+    /// The cluster's active-request permit and the connection's stream count.
+    _guards: Guards,
 }
 
 impl UpstreamBody {
     pub fn new(inner: Incoming, in_flight: Option<InFlight>) -> UpstreamBody {
+        UpstreamBody::with_guards(inner, in_flight, Guards::default())
+    }
+
+    pub fn with_guards(
+        inner: Incoming,
+        in_flight: Option<InFlight>,
+        guards: Guards,
+    ) -> UpstreamBody {
         UpstreamBody {
             inner,
             _in_flight: in_flight,
+            _guards: guards,
         }
     }
 }

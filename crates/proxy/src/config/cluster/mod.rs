@@ -3,12 +3,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Serialize, Serializer};
 use weft_xds::proto;
 
-use super::common::{HostPort, Protocol, duration, ser_duration};
+use super::common::{HostPort, Protocol, duration, ser_duration, ser_duration_opt};
+use crate::upstream::outlier::OutlierState;
+
+mod policy;
+
+pub use policy::{
+    ConnectionPool, ConsistentHash, Distribute, Failover, HashAlgorithm, HashKey, Keepalive,
+    LocalityLb, MAX_EJECTION_TIME, OutlierDetection, RetryBudget,
+};
 
 /// Istio's default connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,6 +33,14 @@ pub struct Cluster {
     pub connect_timeout: Duration,
     /// Connect to the address the client asked for (NONE resolution).
     pub passthrough: bool,
+    /// Set: replaces `load_balancer`.
+    pub consistent_hash: Option<ConsistentHash>,
+    pub locality_lb: Option<LocalityLb>,
+    /// New endpoints ramp their weight up over this window.
+    #[serde(serialize_with = "ser_duration_opt")]
+    pub warmup: Option<Duration>,
+    pub pool: ConnectionPool,
+    pub outlier: Option<OutlierDetection>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -58,7 +74,33 @@ impl Cluster {
             protocol: Protocol::from_proto(c.protocol)?,
             connect_timeout,
             passthrough: c.passthrough || load_balancer == LoadBalancer::Passthrough,
+            consistent_hash: c
+                .consistent_hash
+                .map(ConsistentHash::from_proto)
+                .transpose()?,
+            locality_lb: c.locality_lb.map(LocalityLb::from_proto).transpose()?,
+            warmup: c
+                .warmup
+                .as_ref()
+                .map(duration)
+                .transpose()?
+                .filter(|d| !d.is_zero()),
+            pool: c
+                .connection_pool
+                .map(ConnectionPool::from_proto)
+                .transpose()?
+                .unwrap_or_default(),
+            outlier: c
+                .outlier_detection
+                .map(OutlierDetection::from_proto)
+                .transpose()?,
         })
+    }
+
+    /// Whether upstream connections speak HTTP/2 (the port's protocol, or an
+    /// h2 upgrade of an HTTP/1.1 port).
+    pub fn speaks_h2(&self) -> bool {
+        self.protocol.is_h2() || (self.pool.h2_upgrade && self.protocol.is_http())
     }
 }
 
@@ -81,10 +123,24 @@ pub struct Endpoint {
     pub stats: Arc<EndpointStats>,
 }
 
-/// Per-endpoint counters shared by every request to it.
-#[derive(Debug, Default)]
+/// Per-endpoint counters shared by every request to it; they live as long as
+/// the address stays in the endpoint set, across config updates.
+#[derive(Debug)]
 pub struct EndpointStats {
     pub in_flight: AtomicUsize,
+    /// When the address first appeared (warmup ramps from here).
+    pub created: Instant,
+    pub outlier: OutlierState,
+}
+
+impl Default for EndpointStats {
+    fn default() -> Self {
+        EndpointStats {
+            in_flight: AtomicUsize::new(0),
+            created: Instant::now(),
+            outlier: OutlierState::default(),
+        }
+    }
 }
 
 impl EndpointStats {
@@ -108,7 +164,8 @@ impl EndpointSet {
                 Ok(Endpoint {
                     address: HostPort::new(&ep.address, ep.port)
                         .map_err(|err| format!("endpoint {}: {err}", ep.address))?,
-                    weight: ep.weight,
+                    // Envoy requires weights of at least 1; proto3 cannot tell 0 from unset.
+                    weight: ep.weight.max(1),
                     labels: ep.labels.into_iter().collect(),
                     service_account: ep.service_account,
                     locality: ep.locality,
@@ -134,8 +191,9 @@ impl EndpointSet {
 
 fn ser_stats<S: Serializer>(s: &Arc<EndpointStats>, ser: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap;
-    let mut m = ser.serialize_map(Some(1))?;
+    let mut m = ser.serialize_map(Some(2))?;
     m.serialize_entry("in_flight", &s.in_flight())?;
+    m.serialize_entry("ejected", &s.outlier.is_ejected())?;
     m.end()
 }
 

@@ -1,0 +1,268 @@
+//! Per-endpoint HTTP connection pools on hyper's client connections, with
+//! the cluster's circuit breakers: connection and pending-request limits,
+//! requests per connection, idle timeout, connection lifetime, h2 streams.
+//!
+//! HTTP/1: one request per connection at a time; a connection returns to the
+//! idle list once hyper reports it ready again (its response body was read
+//! to the end). HTTP/2: connections are shared up to the stream limit.
+
+mod h1;
+mod h2;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::uri::Authority;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio::net::TcpStream;
+
+use super::circuit::{Circuit, Permit, Resource};
+use super::outlier::now_ms;
+use super::{RequestBody, SendError};
+use crate::config::cluster::{Cluster, ConnectionPool};
+
+/// How a cluster's connections are made and kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolSettings {
+    pub h2: bool,
+    pub connect_timeout: Duration,
+    pub pool: ConnectionPool,
+}
+
+impl PoolSettings {
+    pub fn of(cluster: &Cluster) -> PoolSettings {
+        PoolSettings {
+            h2: cluster.speaks_h2(),
+            connect_timeout: cluster.connect_timeout,
+            pool: cluster.pool.clone(),
+        }
+    }
+}
+
+/// A cluster's pools, one per endpoint authority. Lookups are lock-free; a
+/// new endpoint copies the map once.
+pub struct Pools {
+    pub settings: PoolSettings,
+    pub circuit: Arc<Circuit>,
+    endpoints: ArcSwap<HashMap<Authority, Arc<EndpointPool>>>,
+}
+
+/// Guards that must live until the response body ends.
+#[derive(Debug, Default)]
+pub struct Guards {
+    pub request: Option<Permit>,
+    pub stream: Option<StreamGuard>,
+}
+
+/// Activity clock shared by a connection's handle and its driver task.
+#[derive(Debug, Default)]
+struct Activity {
+    /// [`now_ms`] when the connection last became idle; 0 while busy.
+    idle_since: AtomicU64,
+    /// Requests in progress (h2 streams; 0 or 1 for HTTP/1).
+    active: AtomicUsize,
+}
+
+impl Activity {
+    fn start(&self) {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        self.idle_since.store(0, Ordering::Release);
+    }
+
+    fn finish(&self) {
+        if self.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle_since.store(now_ms(), Ordering::Release);
+        }
+    }
+}
+
+/// Counts one h2 stream (or h1 exchange) on its connection until dropped.
+#[derive(Debug)]
+pub struct StreamGuard(Arc<Activity>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+/// A connection's place in the cluster's and its endpoint's counts, from
+/// the connect attempt until the connection closes.
+struct Slot {
+    _permit: Permit,
+    endpoint: Arc<EndpointPool>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.endpoint.live.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[derive(Default)]
+struct EndpointPool {
+    idle: Mutex<Vec<h1::H1Conn>>,
+    h2: Mutex<Vec<Arc<h2::H2Conn>>>,
+    /// Connections to this endpoint, open or being opened.
+    live: AtomicUsize,
+}
+
+impl Pools {
+    pub fn new(settings: PoolSettings) -> Pools {
+        Pools {
+            circuit: Arc::new(Circuit::new(&settings.pool)),
+            settings,
+            endpoints: ArcSwap::from_pointee(HashMap::new()),
+        }
+    }
+
+    fn endpoint(&self, authority: &Authority) -> Arc<EndpointPool> {
+        if let Some(p) = self.endpoints.load().get(authority) {
+            return p.clone();
+        }
+        let mut created = None;
+        self.endpoints.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            let pool = map.entry(authority.clone()).or_default().clone();
+            created = Some(pool);
+            map
+        });
+        created.unwrap_or_default()
+    }
+
+    /// Sends `req` (whose URI names the endpoint) and returns the response
+    /// with the guards its body must hold.
+    pub async fn send(
+        &self,
+        req: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Guards), SendError> {
+        let request = self
+            .circuit
+            .try_acquire(Resource::Requests)
+            .ok_or(SendError::Overflow)?;
+        let Some(authority) = req.uri().authority().cloned() else {
+            return Err(SendError::ConnectFailure(
+                "request URI names no upstream address".into(),
+            ));
+        };
+        let endpoint = self.endpoint(&authority);
+        let (resp, stream) = if self.settings.h2 {
+            self.send_h2(&endpoint, &authority, req).await?
+        } else {
+            self.send_h1(&endpoint, &authority, req).await?
+        };
+        Ok((
+            resp,
+            Guards {
+                request: Some(request),
+                stream: Some(stream),
+            },
+        ))
+    }
+
+    /// A connection slot, or None when the cluster is at max_connections and
+    /// this endpoint already has a connection (or one being made) to wait for.
+    fn connection_permit(&self, endpoint: &Arc<EndpointPool>) -> Option<Slot> {
+        let permit = match self.circuit.try_acquire(Resource::Connections) {
+            Some(p) => {
+                endpoint.live.fetch_add(1, Ordering::AcqRel);
+                p
+            }
+            None => {
+                // Only the first of concurrent requests may force one.
+                endpoint
+                    .live
+                    .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+                    .ok()?;
+                self.circuit.force_acquire(Resource::Connections)
+            }
+        };
+        Some(Slot {
+            _permit: permit,
+            endpoint: endpoint.clone(),
+        })
+    }
+
+    /// Runs a connection until it ends, it sits idle past the idle timeout,
+    /// or it is past max_connection_duration with nothing in progress.
+    fn drive<C>(&self, conn: C, activity: Arc<Activity>, permit: Slot)
+    where
+        C: std::future::Future + Send + 'static,
+    {
+        let idle_timeout = self.settings.pool.idle_timeout;
+        let max_age = self.settings.pool.max_connection_duration;
+        let created = now_ms();
+        activity.idle_since.store(created, Ordering::Release);
+        tokio::spawn(async move {
+            let _permit = permit;
+            tokio::pin!(conn);
+            let check_every = max_age.map_or(idle_timeout, |m| m.min(idle_timeout));
+            loop {
+                tokio::select! {
+                    _ = &mut conn => break,
+                    _ = tokio::time::sleep(check_every) => {
+                        let now = now_ms();
+                        let idle_since = activity.idle_since.load(Ordering::Acquire);
+                        let idle = idle_since != 0;
+                        if idle && now.saturating_sub(idle_since) >= millis(idle_timeout) {
+                            break;
+                        }
+                        if idle && expired(created, max_age, now) {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    async fn connect(&self, authority: &Authority) -> Result<TcpStream, SendError> {
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = authority.port_u16().unwrap_or(80);
+        let stream = tokio::time::timeout(
+            self.settings.connect_timeout,
+            TcpStream::connect((host, port)),
+        )
+        .await
+        .map_err(|_| SendError::ConnectFailure("connect timeout".into()))?
+        .map_err(|e| SendError::ConnectFailure(e.to_string()))?;
+        configure_socket(&stream, &self.settings.pool)
+            .map_err(|e| SendError::ConnectFailure(e.to_string()))?;
+        Ok(stream)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn expired(created: u64, max_age: Option<Duration>, now: u64) -> bool {
+    max_age.is_some_and(|m| now.saturating_sub(created) >= millis(m))
+}
+
+/// TCP_NODELAY and the cluster's keepalive settings.
+pub fn configure_socket(stream: &TcpStream, pool: &ConnectionPool) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    if let Some(k) = &pool.keepalive {
+        let mut ka = socket2::TcpKeepalive::new();
+        if let Some(t) = k.time {
+            ka = ka.with_time(t);
+        }
+        if let Some(i) = k.interval {
+            ka = ka.with_interval(i);
+        }
+        #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+        if let Some(p) = k.probes {
+            ka = ka.with_retries(p);
+        }
+        socket2::SockRef::from(stream).set_tcp_keepalive(&ka)?;
+    }
+    Ok(())
+}
