@@ -21,6 +21,8 @@ pub enum App {
     Sample,
     /// `tests/grpc/echo.py`: a grpcio server.
     Grpc,
+    /// Started by the test itself (on `app_port`).
+    External,
 }
 
 impl Workload {
@@ -30,6 +32,15 @@ impl Workload {
             version,
             host,
             app: App::Sample,
+        }
+    }
+
+    pub const fn external(service: &'static str, version: &'static str, host: u8) -> Workload {
+        Workload {
+            service,
+            version,
+            host,
+            app: App::External,
         }
     }
 
@@ -82,23 +93,28 @@ impl Mesh {
             let ip = mesh.ip(w.host);
             let listen = format!("127.0.0.1:{}", app_port(net, w.host));
             let app = match w.app {
-                App::Sample => Command::new(sample_app())
-                    .args(["--service", w.service, "--version", w.version])
-                    .args(["--listen", &listen])
-                    .args(["--proxy", &format!("{ip}:15001")])
-                    .stdin(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("start sample-app"),
-                App::Grpc => Command::new("python3")
-                    .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpc/echo.py"))
-                    .args(["serve", &listen, &format!("{}-{}", w.service, w.version)])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .expect("start the gRPC echo server (python3 with grpcio)"),
+                App::External => None,
+                App::Sample => Some(
+                    Command::new(sample_app())
+                        .args(["--service", w.service, "--version", w.version])
+                        .args(["--listen", &listen])
+                        .args(["--proxy", &format!("{ip}:15001")])
+                        .stdin(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("start sample-app"),
+                ),
+                App::Grpc => Some(
+                    Command::new("python3")
+                        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpc/echo.py"))
+                        .args(["serve", &listen, &format!("{}-{}", w.service, w.version)])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .spawn()
+                        .expect("start the gRPC echo server (python3 with grpcio)"),
+                ),
             };
-            mesh.others.push(app);
+            mesh.others.extend(app);
             let proxy = Command::new(env!("CARGO_BIN_EXE_weft"))
                 .arg("proxy")
                 .args(["--discovery-address", &mesh.discovery_address()])
@@ -143,6 +159,11 @@ impl Mesh {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Keeps `child` running for the mesh's lifetime (killed on drop).
+    pub fn adopt(&mut self, child: Child) {
+        self.others.push(child);
     }
 
     pub fn write(&self, name: &str, content: &str) {

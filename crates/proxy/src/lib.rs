@@ -28,6 +28,7 @@ mod detect;
 mod http;
 mod listeners;
 pub mod metrics;
+mod sni;
 mod tcp;
 mod upstream;
 

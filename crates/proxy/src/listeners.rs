@@ -18,6 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use crate::config::common::Protocol;
 use crate::config::listener::{BindAddress, Listener};
 use crate::config::{ListenerStatus, ProxyState, Snapshot};
+use crate::sni::ClientHello;
 
 /// How often listeners that failed to bind are tried again.
 const BIND_RETRY: Duration = Duration::from_secs(5);
@@ -246,6 +247,9 @@ enum Accepted {
     Unix(tokio::net::UnixStream),
 }
 
+/// How long a TLS client may take to send its ClientHello.
+const SNI_WAIT: Duration = Duration::from_secs(5);
+
 async fn handle(conn: Accepted, info: Arc<ConnInfo>, drain: watch::Receiver<bool>) {
     let listener = info.listener.load_full();
     match conn {
@@ -258,14 +262,20 @@ async fn handle(conn: Accepted, info: Arc<ConnInfo>, drain: watch::Receiver<bool
             };
             if protocol.is_http() {
                 crate::http::serve(stream, info, drain).await;
+            } else if matches!(protocol, Protocol::Tls | Protocol::Https) {
+                let server_name = match crate::sni::peek_server_name(&stream, SNI_WAIT).await {
+                    ClientHello::ServerName(name) => Some(name),
+                    _ => None,
+                };
+                crate::tcp::serve(stream, info, listener, server_name.as_deref()).await;
             } else {
-                crate::tcp::serve(stream, info, listener).await;
+                crate::tcp::serve(stream, info, listener, None).await;
             }
         }
         Accepted::Unix(stream) => {
             // No peek on unix streams: undeclared protocols are taken as HTTP.
             if listener.protocol.is_opaque() {
-                crate::tcp::serve(stream, info, listener).await;
+                crate::tcp::serve(stream, info, listener, None).await;
             } else {
                 crate::http::serve(stream, info, drain).await;
             }

@@ -1,5 +1,6 @@
 //! Opaque TCP: inbound connections go to the application's default endpoint;
-//! outbound ones are routed by `tcp_routes` (port, destination subnets) to a
+//! outbound ones are routed by `tcp_routes` (port, destination subnets, and
+//! SNI for TLS passed through unterminated) to a
 //! weighted cluster, balanced by the cluster's policy within its
 //! max_connections. Then bytes are spliced both ways until either side closes.
 
@@ -16,8 +17,13 @@ use crate::upstream::idle::{LastActivity, Tracked};
 use crate::upstream::pool::configure_socket;
 use crate::upstream::{AttemptResult, RequestContext, connect_tcp};
 
-pub(crate) async fn serve<S>(mut downstream: S, conn: Arc<ConnInfo>, listener: Arc<Listener>)
-where
+/// `server_name` is the TLS ClientHello's SNI on TLS listeners.
+pub(crate) async fn serve<S>(
+    mut downstream: S,
+    conn: Arc<ConnInfo>,
+    listener: Arc<Listener>,
+    server_name: Option<&str>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let state = &conn.state;
@@ -52,9 +58,9 @@ where
     let Some(route) = listener
         .tcp_routes
         .iter()
-        .find(|r| r.matches(port, destination))
+        .find(|r| r.matches(port, destination) && r.matches_sni(server_name))
     else {
-        tracing::info!(target: "weft::access", listener = %listener.name, flags = "NR", "no TCP route");
+        tracing::info!(target: "weft::access", listener = %listener.name, sni = server_name, flags = "NR", "no TCP route");
         return;
     };
     let name = route.clusters.pick();

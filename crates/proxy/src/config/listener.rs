@@ -49,6 +49,8 @@ pub struct TcpRoute {
     pub port: u16,
     pub destination_subnets: Vec<Subnet>,
     pub clusters: WeightedClusters,
+    /// TLS listeners: SNI names (exact or `*.suffix`); empty matches any.
+    pub sni_hosts: Vec<String>,
 }
 
 impl TcpRoute {
@@ -60,6 +62,16 @@ impl TcpRoute {
             return true;
         }
         destination.is_some_and(|ip| self.destination_subnets.iter().any(|s| s.contains(ip)))
+    }
+
+    /// Whether a TLS connection's server name selects this route.
+    pub fn matches_sni(&self, server_name: Option<&str>) -> bool {
+        self.sni_hosts.is_empty()
+            || server_name.is_some_and(|name| {
+                self.sni_hosts
+                    .iter()
+                    .any(|pattern| crate::sni::host_matches(pattern, name))
+            })
     }
 }
 
@@ -198,6 +210,7 @@ fn tcp_route(r: proto::TcpRoute) -> Result<TcpRoute, String> {
             .map(|s| Subnet::parse(s))
             .collect::<Result<_, _>>()?,
         clusters: WeightedClusters::from_proto(r.clusters)?,
+        sni_hosts: r.sni_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
     })
 }
 

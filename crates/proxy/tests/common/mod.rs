@@ -246,7 +246,13 @@ pub async fn backend(name: &'static str) -> SocketAddr {
                             "x-seen-path",
                             req.uri().path_and_query().map(|p| p.as_str()).unwrap_or(""),
                         )
-                        .header("x-seen-host", h("host"))
+                        // HTTP/2 carries the host as :authority, not Host.
+                        .header(
+                            "x-seen-host",
+                            req.uri()
+                                .authority()
+                                .map_or_else(|| h("host"), |a| a.to_string()),
+                        )
                         .header("x-seen-request-id", h("x-request-id"))
                         .header("x-seen-version", format!("{:?}", req.version()))
                         .header("x-seen-proxy-connection", h("proxy-connection"))

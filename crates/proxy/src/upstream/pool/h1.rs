@@ -134,7 +134,8 @@ impl Pools {
             .await
             .map_err(|e| SendError::ConnectFailure(error_chain(&e)))?;
         let activity = Arc::new(Activity::default());
-        self.drive(conn, activity.clone(), permit);
+        // Upgrades (WebSocket) hand the socket over once the 101 is read.
+        self.drive(conn.with_upgrades(), activity.clone(), permit);
         Ok(H1Conn {
             sender,
             created: now_ms(),

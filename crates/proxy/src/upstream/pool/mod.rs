@@ -150,6 +150,8 @@ impl Pools {
             ));
         };
         let endpoint = self.endpoint(&authority);
+        let mut req = req;
+        wire_form(&mut req, &authority, self.settings.h2);
         let (resp, stream) = if self.settings.h2 {
             self.send_h2(&endpoint, &authority, req).await?
         } else {
@@ -265,4 +267,37 @@ pub fn configure_socket(stream: &TcpStream, pool: &ConnectionPool) -> std::io::R
         socket2::SockRef::from(stream).set_tcp_keepalive(&ka)?;
     }
     Ok(())
+}
+
+/// Puts the request in the form its connection sends: HTTP/1.1 in origin form
+/// (`GET /path`) with the Host header the client asked for; HTTP/2 with that
+/// host as `:authority`. The URI named the endpoint only to pick the pool.
+fn wire_form(req: &mut Request<RequestBody>, endpoint: &http::uri::Authority, h2: bool) {
+    use http::header::{HOST, HeaderValue};
+    let path = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    if h2 {
+        let host = req
+            .headers_mut()
+            .remove(HOST)
+            .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
+            .unwrap_or_else(|| endpoint.clone());
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = Some(host);
+        parts.path_and_query = Some(path);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    } else {
+        if !req.headers().contains_key(HOST)
+            && let Ok(v) = HeaderValue::from_str(endpoint.as_str())
+        {
+            req.headers_mut().insert(HOST, v);
+        }
+        *req.uri_mut() = http::Uri::from(path);
+    }
 }

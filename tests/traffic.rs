@@ -1,0 +1,731 @@
+//! Traffic management end to end, as Istio users see it: real `weft discovery`
+//! and `weft proxy` processes, every request through a client sidecar and a
+//! server sidecar, real backends (sample-app's echo service, a grpcio server),
+//! real clients (curl, grpcio). Each test owns a loopback /24 (nets 41-59).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::mesh::{Mesh, Workload, app_port};
+
+const CLIENT: u8 = 9;
+
+/// A service: its name (namespace `test`), port and protocol.
+#[derive(Clone, Copy)]
+struct Service {
+    name: &'static str,
+    port: u16,
+    protocol: &'static str,
+}
+
+const HELLO: Service = Service {
+    name: "hello",
+    port: 9080,
+    protocol: "HTTP",
+};
+
+/// ServiceEntry per service; WorkloadEntry and Sidecar per workload. The
+/// client's Sidecar also binds `egress` listeners on its own address, the way
+/// a captured application reaches `host:port` in a real mesh.
+fn registry(net: u8, services: &[Service], workloads: &[Workload], egress: &[&Service]) -> String {
+    let mut docs = Vec::new();
+    for s in services {
+        docs.push(format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {n}, namespace: test}}\nspec:\n  hosts: [{n}.test.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{{number: {p}, name: {lp}, protocol: {pr}}}]\n  workloadSelector: {{labels: {{app: {n}}}}}\n",
+            n = s.name,
+            p = s.port,
+            pr = s.protocol,
+            lp = s.protocol.to_ascii_lowercase(),
+        ));
+    }
+    for w in workloads {
+        let ingress = services
+            .iter()
+            .find(|s| s.name == w.service)
+            .map(|s| {
+                format!(
+                    "  ingress:\n  - port: {{number: {p}, protocol: {pr}, name: {lp}}}\n    defaultEndpoint: 127.0.0.1:{app}\n",
+                    p = s.port,
+                    pr = s.protocol,
+                    lp = s.protocol.to_ascii_lowercase(),
+                    app = app_port(net, w.host)
+                )
+            })
+            .unwrap_or_default();
+        let egress_listeners = if w.host == CLIENT && !egress.is_empty() {
+            let mut e = String::from("  egress:\n");
+            for s in egress {
+                e.push_str(&format!(
+                    "  - port: {{number: {p}, protocol: {pr}, name: {lp}}}\n    bind: 127.0.{net}.{CLIENT}\n    captureMode: NONE\n    hosts: [\"./*\"]\n",
+                    p = s.port,
+                    pr = s.protocol,
+                    lp = s.protocol.to_ascii_lowercase(),
+                ));
+            }
+            e.push_str("  - hosts: [\"./*\"]\n");
+            e
+        } else {
+            String::new()
+        };
+        docs.push(format!(
+            "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: {s}-{v}, namespace: test}}\nspec:\n  address: 127.0.{net}.{h}\n  labels: {{app: {s}, version: {v}}}\n  serviceAccount: {s}\n---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: {s}-{v}, namespace: test}}\nspec:\n  workloadSelector: {{labels: {{app: {s}, version: {v}}}}}\n{ingress}{egress_listeners}",
+            s = w.service,
+            v = w.version,
+            h = w.host
+        ));
+    }
+    docs.join("---\n")
+}
+
+/// hello v1 (and v2 when `both`), and a client, with hello's subsets.
+fn hello_mesh(net: u8, both: bool, config: &str) -> Mesh {
+    let mut workloads = vec![Workload::sample("hello", "v1", 1)];
+    if both {
+        workloads.push(Workload::sample("hello", "v2", 2));
+    }
+    workloads.push(Workload::sample("client", "v1", CLIENT));
+    let client = Service {
+        name: "client",
+        port: 9080,
+        protocol: "HTTP",
+    };
+    let subsets = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: hello-subsets, namespace: test}\nspec:\n  host: hello\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n";
+    let config = if config.contains("kind: DestinationRule") {
+        // The test brings its own DestinationRule for hello; one per host.
+        config.to_string()
+    } else {
+        format!("{subsets}---\n{config}")
+    };
+    Mesh::start(
+        net,
+        &[
+            (
+                "registry.yaml",
+                registry(net, &[HELLO, client], &workloads, &[]),
+            ),
+            ("config.yaml", config),
+        ],
+        &workloads,
+    )
+}
+
+/// What curl saw.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    /// Lowercase names; repeated headers joined with ",".
+    headers: BTreeMap<String, String>,
+    body: String,
+    elapsed: Duration,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.body.trim())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// A request header as the echo backend received it.
+    fn echoed(&self, name: &str) -> Option<String> {
+        self.json()["headers"][name].as_str().map(str::to_string)
+    }
+}
+
+/// Runs curl with `args`; the reply's status, headers, body and duration.
+fn curl(args: &[&str]) -> Reply {
+    let start = Instant::now();
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "15"])
+        .args(args)
+        .output()
+        .expect("run curl");
+    let elapsed = start.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no response from curl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let mut headers = BTreeMap::new();
+    for line in lines {
+        if let Some((k, v)) = line.split_once(':') {
+            headers
+                .entry(k.trim().to_ascii_lowercase())
+                .and_modify(|old: &mut String| {
+                    old.push(',');
+                    old.push_str(v.trim());
+                })
+                .or_insert_with(|| v.trim().to_string());
+        }
+    }
+    Reply {
+        status,
+        headers,
+        body: body.to_string(),
+        elapsed,
+    }
+}
+
+/// A request through the client's sidecar (its outbound forward proxy).
+fn via(mesh: &Mesh, url: &str, extra: &[&str]) -> Reply {
+    let proxy = format!("http://{}:15001", mesh.ip(CLIENT));
+    let mut args = vec!["-x", proxy.as_str(), url];
+    args.extend_from_slice(extra);
+    curl(&args)
+}
+
+/// How many requests with a path under `prefix` workload `host`'s app received.
+fn seen(mesh: &Mesh, host: u8, prefix: &str) -> u64 {
+    let url = format!(
+        "http://127.0.0.1:{}/seen?prefix={prefix}",
+        app_port(mesh.net, host)
+    );
+    curl(&[url.as_str()]).json()["seen"]
+        .as_u64()
+        .expect("seen count")
+}
+
+fn vs(name: &str, http: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: test}}\nspec:\n  hosts: [hello]\n  http:\n{http}"
+    )
+}
+
+#[test]
+fn retries_follow_the_route_policy_and_istios_default() {
+    let routes = vs(
+        "hello",
+        "  - match: [{uri: {prefix: /fail-first/explicit}}]\n    retries: {attempts: 3, retryOn: 5xx}\n    route: [{destination: {host: hello}}]\n  - match: [{uri: {prefix: /fail-first/none}}]\n    retries: {attempts: 0}\n    route: [{destination: {host: hello}}]\n  - match: [{uri: {prefix: /delay/}}, {uri: {prefix: /timeout}}]\n    timeout: 300ms\n    route: [{destination: {host: hello}}]\n  - match: [{uri: {prefix: /delay-per-try/}}]\n    rewrite: {uri: /delay/}\n    retries: {attempts: 2, perTryTimeout: 100ms, retryOn: 5xx}\n    route: [{destination: {host: hello}}]\n  - route: [{destination: {host: hello}}]\n",
+    );
+    let mesh = hello_mesh(41, false, &routes);
+
+    // Explicit policy: two 503s, then success on the third attempt.
+    let r = via(&mesh, "http://hello:9080/fail-first/explicit-a/2", &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.echoed("x-envoy-attempt-count").as_deref(), Some("3"));
+    // More failures than attempts: the last upstream 503 comes back.
+    let r = via(&mesh, "http://hello:9080/fail-first/explicit-b/9", &[]);
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(
+        seen(&mesh, 1, "/fail-first/explicit-b"),
+        4,
+        "1 try + 3 retries"
+    );
+
+    // No retries block: Istio's default, 2 retries on 503 (and connect failures).
+    let r = via(&mesh, "http://hello:9080/fail-first/default-a/2", &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.echoed("x-envoy-attempt-count").as_deref(), Some("3"));
+    let r = via(&mesh, "http://hello:9080/fail-first/default-b/3", &[]);
+    assert_eq!(r.status, 503);
+    assert_eq!(seen(&mesh, 1, "/fail-first/default-b"), 3);
+    // Istio's default does not retry a 500.
+    let r = via(&mesh, "http://hello:9080/status/500", &[]);
+    assert_eq!(r.status, 500);
+    assert_eq!(seen(&mesh, 1, "/status/500"), 1);
+
+    // attempts: 0 turns retries off.
+    let r = via(&mesh, "http://hello:9080/fail-first/none-a/1", &[]);
+    assert_eq!(r.status, 503);
+    assert_eq!(seen(&mesh, 1, "/fail-first/none-a"), 1);
+
+    // The route timeout: 504 after 300 ms, not after the backend's second.
+    let r = via(&mesh, "http://hello:9080/delay/1000", &[]);
+    assert_eq!(r.status, 504, "{r:?}");
+    assert_eq!(r.body.trim(), "upstream request timeout");
+    assert!(
+        r.elapsed >= Duration::from_millis(290) && r.elapsed < Duration::from_millis(900),
+        "{:?}",
+        r.elapsed
+    );
+
+    // perTryTimeout: three tries of 100 ms each, then 504.
+    let r = via(&mesh, "http://hello:9080/delay-per-try/700", &[]);
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(r.elapsed < Duration::from_millis(690), "{:?}", r.elapsed);
+    assert_eq!(seen(&mesh, 1, "/delay/700"), 3);
+}
+
+#[test]
+fn faults_abort_and_delay_without_retries() {
+    let routes = vs(
+        "hello",
+        "  - match: [{uri: {prefix: /half}}]\n    fault: {abort: {httpStatus: 418, percentage: {value: 50}}}\n    route: [{destination: {host: hello}}]\n  - match: [{uri: {prefix: /always}}]\n    fault: {abort: {httpStatus: 503, percentage: {value: 100}}}\n    retries: {attempts: 3, retryOn: 5xx}\n    route: [{destination: {host: hello}}]\n  - match: [{uri: {prefix: /slow}}]\n    fault: {delay: {fixedDelay: 400ms, percentage: {value: 100}}}\n    timeout: 100ms\n    route: [{destination: {host: hello}}]\n  - route: [{destination: {host: hello}}]\n",
+    );
+    let mesh = hello_mesh(42, false, &routes);
+    let mut aborted = 0;
+    for _ in 0..200 {
+        let r = via(&mesh, "http://hello:9080/half", &[]);
+        match r.status {
+            418 => {
+                assert_eq!(r.body.trim(), "fault filter abort");
+                aborted += 1;
+            }
+            200 => {}
+            other => panic!("unexpected {other}: {r:?}"),
+        }
+    }
+    assert!((60..=140).contains(&aborted), "{aborted} of 200 aborted");
+    // An abort never reaches the backend, and the route's retries do not apply.
+    let r = via(&mesh, "http://hello:9080/always", &[]);
+    assert_eq!(r.status, 503);
+    assert_eq!(seen(&mesh, 1, "/always"), 0);
+    // A delay is served in full: the route's timeout does not cut it short.
+    let r = via(&mesh, "http://hello:9080/slow", &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.elapsed >= Duration::from_millis(400), "{:?}", r.elapsed);
+}
+
+#[test]
+fn rewrites_redirects_direct_responses_and_headers() {
+    let routes = vs(
+        "hello",
+        "  - match: [{uri: {prefix: /old/}}]\n    rewrite: {uri: /new/, authority: rewritten.example}\n    route: [{destination: {host: hello}}]\n  - match: [{uri: {regex: \"/items/[0-9]+/view\"}}]\n    rewrite: {uriRegexRewrite: {match: \"^/items/([0-9]+)/view$\", rewrite: \"/view?item=\\\\1\"}}\n    route: [{destination: {host: hello}}]\n  - match: [{uri: {exact: /go}}]\n    redirect: {uri: /there, authority: elsewhere.example, redirectCode: 302}\n  - match: [{uri: {exact: /secure}}]\n    redirect: {scheme: https, derivePort: FROM_PROTOCOL_DEFAULT}\n  - match: [{uri: {exact: /maintenance}}]\n    directResponse: {status: 503, body: {string: down for maintenance}}\n  - headers:\n      request:\n        set: {x-route: set-by-route}\n        add: {x-added: one}\n        remove: [x-secret]\n      response:\n        set: {x-served-by: weft}\n        remove: [content-type]\n    route:\n    - destination: {host: hello}\n      headers:\n        request: {set: {x-destination: v1}}\n        response: {add: {x-destination-response: v1}}\n",
+    );
+    let mesh = hello_mesh(43, false, &routes);
+
+    let r = via(&mesh, "http://hello:9080/old/page?q=1", &[]);
+    assert_eq!(r.status, 200);
+    let echo = r.json();
+    assert_eq!(echo["path"], "/new/page");
+    assert_eq!(echo["query"], "q=1");
+    assert_eq!(echo["host"], "rewritten.example");
+
+    let r = via(&mesh, "http://hello:9080/items/42/view", &[]);
+    assert_eq!(r.json()["path"], "/view");
+    assert_eq!(r.json()["query"], "item=42");
+
+    let r = via(&mesh, "http://hello:9080/go?x=1", &[]);
+    assert_eq!(r.status, 302);
+    // A new authority replaces host and port; the query is kept.
+    assert_eq!(
+        r.header("location"),
+        Some("http://elsewhere.example/there?x=1")
+    );
+    let r = via(&mesh, "http://hello:9080/secure", &[]);
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("https://hello/secure"));
+
+    let r = via(&mesh, "http://hello:9080/maintenance", &[]);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body, "down for maintenance");
+
+    let r = via(
+        &mesh,
+        "http://hello:9080/headers",
+        &["-H", "x-secret: s3cret", "-H", "x-added: zero"],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.echoed("x-route").as_deref(), Some("set-by-route"));
+    assert_eq!(r.echoed("x-destination").as_deref(), Some("v1"));
+    assert_eq!(r.echoed("x-added").as_deref(), Some("zero,one"));
+    assert_eq!(r.echoed("x-secret"), None);
+    assert!(r.echoed("x-request-id").is_some_and(|id| !id.is_empty()));
+    assert_eq!(r.header("x-served-by"), Some("weft"));
+    assert_eq!(r.header("x-destination-response"), Some("v1"));
+    assert_eq!(r.header("content-type"), None);
+    assert!(r.header("x-envoy-upstream-service-time").is_some());
+}
+
+#[test]
+fn mirrors_get_a_copy_with_the_original_host() {
+    let routes = vs(
+        "hello",
+        "  - route: [{destination: {host: hello, subset: v1}}]\n    mirror: {host: hello, subset: v2}\n    mirrorPercentage: {value: 100}\n",
+    );
+    let mesh = hello_mesh(44, true, &routes);
+    for i in 0..10 {
+        let r = via(&mesh, &format!("http://hello:9080/mirrored/{i}"), &[]);
+        assert_eq!(r.json()["version"], "v1", "the main request goes to v1");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen(&mesh, 2, "/mirrored/") < 10 {
+        assert!(Instant::now() < deadline, "v2 did not get the copies");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(seen(&mesh, 1, "/mirrored/"), 10);
+}
+
+#[test]
+fn cors_preflights_and_actual_requests() {
+    let routes = vs(
+        "hello",
+        "  - corsPolicy:\n      allowOrigins: [{exact: \"https://app.example\"}, {regex: \"https://.*\\\\.trusted\\\\.example\"}]\n      allowMethods: [GET, POST]\n      allowHeaders: [x-custom]\n      exposeHeaders: [x-exposed]\n      maxAge: 24h\n      allowCredentials: true\n    route: [{destination: {host: hello}}]\n",
+    );
+    let mesh = hello_mesh(45, false, &routes);
+    let preflight = |origin: &str| {
+        via(
+            &mesh,
+            "http://hello:9080/api",
+            &[
+                "-X",
+                "OPTIONS",
+                "-H",
+                &format!("Origin: {origin}"),
+                "-H",
+                "Access-Control-Request-Method: POST",
+            ],
+        )
+    };
+    let r = preflight("https://app.example");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert!(
+        r.header("access-control-allow-methods")
+            .is_some_and(|m| m.contains("POST"))
+    );
+    assert_eq!(r.header("access-control-allow-headers"), Some("x-custom"));
+    assert_eq!(r.header("access-control-max-age"), Some("86400"));
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(
+        seen(&mesh, 1, "/api"),
+        0,
+        "preflights are answered by the proxy"
+    );
+    let r = preflight("https://x.trusted.example");
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://x.trusted.example")
+    );
+    // An origin that does not match: forwarded (Istio's default), no CORS headers.
+    let r = preflight("https://evil.example");
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    assert_eq!(seen(&mesh, 1, "/api"), 1);
+    // An actual request from an allowed origin.
+    let r = via(
+        &mesh,
+        "http://hello:9080/data",
+        &["-H", "Origin: https://app.example"],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(r.header("access-control-expose-headers"), Some("x-exposed"));
+}
+
+#[test]
+fn consistent_hashing_keeps_a_user_on_one_endpoint() {
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: hello, namespace: test}\nspec:\n  host: hello\n  trafficPolicy:\n    loadBalancer:\n      consistentHash: {httpHeaderName: x-user}\n";
+    let mesh = hello_mesh(46, true, dr);
+    let mut versions = BTreeMap::new();
+    for user in 0..20 {
+        let header = format!("x-user: user-{user}");
+        let first = via(&mesh, "http://hello:9080/who", &["-H", &header]).json()["version"]
+            .as_str()
+            .map(str::to_string);
+        for _ in 0..5 {
+            let again = via(&mesh, "http://hello:9080/who", &["-H", &header]).json()["version"]
+                .as_str()
+                .map(str::to_string);
+            assert_eq!(again, first, "user-{user} moved");
+        }
+        *versions.entry(first).or_insert(0) += 1;
+    }
+    assert_eq!(
+        versions.len(),
+        2,
+        "20 users all hashed to one endpoint: {versions:?}"
+    );
+}
+
+#[test]
+fn circuit_breaker_overflow_answers_503() {
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: hello, namespace: test}\nspec:\n  host: hello\n  trafficPolicy:\n    connectionPool:\n      tcp: {maxConnections: 1}\n      http: {http1MaxPendingRequests: 1, maxRequestsPerConnection: 1}\n";
+    let mesh = hello_mesh(47, false, dr);
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let proxy = format!("http://{}:15001", mesh.ip(CLIENT));
+            std::thread::spawn(move || {
+                curl(&["-x", &proxy, &format!("http://hello:9080/delay/400?i={i}")])
+            })
+        })
+        .collect();
+    let replies: Vec<Reply> = handles
+        .into_iter()
+        .map(|h| h.join().expect("client thread"))
+        .collect();
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    let overflow: Vec<&Reply> = replies.iter().filter(|r| r.status == 503).collect();
+    assert!(ok >= 1, "{replies:?}");
+    assert!(!overflow.is_empty(), "no request overflowed: {replies:?}");
+    assert!(
+        overflow.iter().all(|r| r.body.contains("overflow")),
+        "{overflow:?}"
+    );
+}
+
+#[test]
+fn outlier_detection_ejects_the_failing_endpoint() {
+    let config = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: hello, namespace: test}\nspec:\n  host: hello\n  trafficPolicy:\n    loadBalancer: {simple: ROUND_ROBIN}\n    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}\n---\n".to_string()
+        + &vs(
+            "hello",
+            "  - retries: {attempts: 0}\n    route: [{destination: {host: hello}}]\n",
+        );
+    let mesh = hello_mesh(48, true, &config);
+    // v2 answers 503 on this path, v1 200; round robin alternates until v2 is out.
+    let mut failures = 0;
+    for _ in 0..10 {
+        if via(&mesh, "http://hello:9080/fail-version/v2", &[]).status == 503 {
+            failures += 1;
+        }
+    }
+    assert!(failures >= 2, "v2 was never tried: {failures}");
+    for _ in 0..20 {
+        let r = via(&mesh, "http://hello:9080/fail-version/v2", &[]);
+        assert_eq!(r.status, 200, "v2 should be ejected");
+        assert_eq!(r.json()["version"], "v1");
+    }
+}
+
+#[test]
+fn http2_on_both_sides_and_grpc_through_two_proxies() {
+    let net = 49;
+    let grpc = Service {
+        name: "echo",
+        port: 9090,
+        protocol: "GRPC",
+    };
+    let h2 = Service {
+        name: "hello",
+        port: 9080,
+        protocol: "HTTP2",
+    };
+    let workloads = [
+        Workload::grpc("echo", "v1", 1),
+        Workload::sample("hello", "v1", 2),
+        Workload::sample("client", "v1", CLIENT),
+    ];
+    // `faulty` is a second name for the echo workloads, with an abort route.
+    let mut reg = registry(net, &[grpc, h2], &workloads, &[&grpc, &h2]);
+    reg.push_str("---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: faulty, namespace: test}\nspec:\n  hosts: [faulty.test.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 9090, name: grpc, protocol: GRPC}]\n  workloadSelector: {labels: {app: echo}}\n");
+    let abort = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: faulty, namespace: test}\nspec:\n  hosts: [faulty]\n  http:\n  - fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}\n    route: [{destination: {host: faulty}}]\n";
+    let mesh = Mesh::start(
+        net,
+        &[("registry.yaml", reg), ("faults.yaml", abort.into())],
+        &workloads,
+    );
+    let target = format!("{}:9090", mesh.ip(CLIENT));
+    let grpc_client = |args: &[&str]| {
+        let out = Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/echo.py"))
+            .args(args)
+            .output()
+            .expect("run the gRPC client");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let reply = grpc_client(&["unary", &target, "hi", "--authority", "echo:9090"]);
+    assert_eq!(reply, "OK echo-v1:hi");
+    let reply = grpc_client(&["stream", &target, "s", "4", "--authority", "echo:9090"]);
+    assert_eq!(reply, "OK echo-v1:0|echo-v1:1|echo-v1:2|echo-v1:3");
+    // A gRPC error status from the server comes back as that status.
+    let reply = grpc_client(&["unary", &target, "fail:x", "--authority", "echo:9090"]);
+    assert!(reply.starts_with("INVALID_ARGUMENT"), "{reply}");
+    // An abort with grpcStatus reaches the client as that status.
+    let reply = grpc_client(&["unary", &target, "hi", "--authority", "faulty:9090"]);
+    assert!(reply.starts_with("UNAVAILABLE"), "{reply}");
+
+    // HTTP/2 (h2c, prior knowledge) from the client, HTTP/2 between the sidecars.
+    let connect = format!("hello:9080:{}:9080", mesh.ip(CLIENT));
+    let r = curl(&[
+        "--http2-prior-knowledge",
+        "--connect-to",
+        &connect,
+        "http://hello:9080/over-h2",
+    ]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["path"], "/over-h2");
+}
+
+#[test]
+fn concurrency_sets_the_number_of_worker_threads() {
+    let net = 50;
+    let ip = format!("127.0.{net}.1");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "proxy",
+            "--discovery-address",
+            &format!("127.0.{net}.250:15010"),
+        ])
+        .args(["--ip", &ip, "--namespace", "test", "--concurrency", "3"])
+        .env("RUST_LOG", "error")
+        .spawn()
+        .expect("start weft proxy");
+    let workers = || {
+        std::fs::read_dir(format!("/proc/{}/task", child.id()))
+            .map(|tasks| {
+                tasks
+                    .filter_map(|t| t.ok())
+                    .filter(|t| {
+                        std::fs::read_to_string(t.path().join("comm"))
+                            .is_ok_and(|c| c.starts_with("tokio-rt-worker"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while workers() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let count = workers();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(count, 3);
+}
+
+#[test]
+fn upgraded_connections_pass_through_both_sidecars() {
+    use std::io::{Read, Write};
+    let mesh = hello_mesh(
+        51,
+        false,
+        &vs("hello", "  - route: [{destination: {host: hello}}]\n"),
+    );
+    let proxy = format!("{}:15001", mesh.ip(CLIENT));
+    let mut stream = std::net::TcpStream::connect(&proxy).expect("connect to the sidecar");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET http://hello:9080/upgrade HTTP/1.1\r\nHost: hello:9080\r\nConnection: Upgrade\r\nUpgrade: weft-echo\r\n\r\n")
+        .expect("send the upgrade request");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).expect("read the 101");
+        assert_eq!(n, 1, "closed before the response head: {head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: weft-echo"), "{head}");
+    // Bytes now flow both ways, unframed, through both proxies.
+    for message in ["ping", "a longer message over the upgraded connection"] {
+        stream.write_all(message.as_bytes()).expect("write");
+        let mut echoed = vec![0u8; message.len()];
+        stream.read_exact(&mut echoed).expect("read the echo");
+        assert_eq!(String::from_utf8_lossy(&echoed), message);
+    }
+}
+
+#[test]
+fn tls_is_routed_by_sni_and_passed_through() {
+    let net = 52;
+    let tls_a = Service {
+        name: "tls-a",
+        port: 9443,
+        protocol: "TLS",
+    };
+    let tls_b = Service {
+        name: "tls-b",
+        port: 9443,
+        protocol: "TLS",
+    };
+    let workloads = [
+        Workload::external("tls-a", "v1", 1),
+        Workload::external("tls-b", "v1", 2),
+        Workload::sample("client", "v1", CLIENT),
+    ];
+    let certs = tempfile::tempdir().expect("temp dir");
+    let mut servers = Vec::new();
+    for w in &workloads[..2] {
+        let (key, cert) = (
+            certs.path().join(format!("{}.key", w.service)),
+            certs.path().join(format!("{}.pem", w.service)),
+        );
+        let made = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args([
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                &format!("/CN={}", w.service),
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("run openssl req");
+        assert!(made.status.success(), "{made:?}");
+        let server = Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{}", app_port(net, w.host)))
+            .arg("-key")
+            .arg(&key)
+            .arg("-cert")
+            .arg(&cert)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start openssl s_server");
+        servers.push(server);
+    }
+    let mut mesh = Mesh::start(
+        net,
+        &[(
+            "registry.yaml",
+            registry(net, &[tls_a, tls_b], &workloads, &[&tls_a]),
+        )],
+        &workloads,
+    );
+    for s in servers {
+        mesh.adopt(s);
+    }
+    // A real TLS client through the client's egress listener: the SNI picks
+    // the service, and the server's own certificate comes back untouched.
+    let subject = |sni: &str| {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &format!("{}:9443", mesh.ip(CLIENT))])
+            .args(["-servername", sni])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run openssl s_client");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find(|l| l.starts_with("subject="))
+            .map(|l| l.replace(' ', ""))
+            .unwrap_or_else(|| format!("no certificate: {text}"))
+    };
+    for _ in 0..3 {
+        assert_eq!(subject("tls-a.test.svc.cluster.local"), "subject=CN=tls-a");
+        assert_eq!(subject("tls-b.test.svc.cluster.local"), "subject=CN=tls-b");
+    }
+    // And HTTPS end to end with curl (the server's status page).
+    let connect = format!("tls-b.test.svc.cluster.local:9443:{}:9443", mesh.ip(CLIENT));
+    let r = curl(&[
+        "-k",
+        "--connect-to",
+        &connect,
+        "https://tls-b.test.svc.cluster.local:9443/",
+    ]);
+    assert_eq!(r.status, 200, "{r:?}");
+}
