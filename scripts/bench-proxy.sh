@@ -9,10 +9,11 @@
 #                 nghttp2-client curl) without starting their system services.
 # --duration S    seconds of each max-throughput and fixed-rate run (default 10).
 # --idle-conns N  idle keep-alive connections held open per setup (default 10000).
+# --update-readme put the new table between the bench-proxy markers in README.md.
 #
 # Builds target/release/weft and the `proxy_load` bench (fixed-rate latency
 # client, idle-connection opener) if needed; honours CARGO_TARGET_DIR.
-# Everything listens on 127.77.0.x (override with BENCH_NET=127.N); all
+# Everything listens on 127.77.0.x (override with BENCH_NET=127.A.B); all
 # processes it starts are stopped on exit.
 set -euo pipefail
 
@@ -25,16 +26,18 @@ BACKEND_LOCAL_PORT=18077
 DURATION=10
 IDLE_CONNS=10000
 INSTALL=0
+UPDATE_README=0
 CONNS=64   # wrk/h2load connections
 RATE=1000  # fixed-rate latency run
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --install) INSTALL=1 ;;
         --duration) DURATION="$2"; shift ;;
         --idle-conns) IDLE_CONNS="$2"; shift ;;
+        --update-readme) UPDATE_README=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown argument: $1" >&2; usage >&2; exit 64 ;;
     esac
@@ -353,12 +356,12 @@ ratio() { # value base -> "x0.45", "-" when either is missing
 
 report() {
     local s label rest
-    echo "## Proxy benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+    echo "**Proxy benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')**"
     echo
     echo "Machine: $(nproc) cores ($(uname -m), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), load average before the run: $LOAD_BEFORE."
     echo "Versions: weft $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), $(wrk -v 2>&1 | awk 'NR==1 {print $1, $2}'), $(h2load --version | head -1)."
     echo "Each proxy: 2 workers (weft --concurrency 2, nginx worker_processes 2, HAProxy nbthread 2), keep-alive on both sides, no access log. Backend: nginx, 100-byte body."
-    echo "Max rps: wrk -t2 -c$CONNS -d${DURATION}s (HTTP/1.1) and h2load -t2 -c$CONNS -m10 -D $DURATION (h2c). Latency: open-loop $RATE rps for ${DURATION}s over 32 connections, from each request's scheduled time (proxy_load bench). CPU: utime+stime of the proxy process(es) during the wrk run. RSS: sum over the proxy's processes (nginx master+workers; both sidecars for 2 hops)."
+    echo "Max rps: wrk -t2 -c$CONNS -d${DURATION}s (HTTP/1.1) and h2load -t2 -c$CONNS -m10 -D $DURATION (h2c). Latency: open-loop $RATE rps for ${DURATION}s over 32 connections, from the moment each request is released (proxy_load bench). CPU: utime+stime of the proxy process(es) during the wrk run. RSS: sum over the proxy's processes (nginx master+workers; both sidecars for 2 hops)."
     echo
     echo "| setup | HTTP/1.1 rps | h2c rps | p50 ms | p90 ms | p99 ms | CPU s / 1k req | RSS idle MB | RSS load MB | RSS ${IDLE_CONNS} conns MB |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -390,6 +393,7 @@ report() {
         [ "${R[$s.errors]:-0}" != 0 ] && notes+=" $label: ${R[$s.errors]} errors in the latency run."
         [ -n "${R[$s.achieved_rps]:-}" ] && [ "$(calc "${R[$s.achieved_rps]} < $RATE * 0.95")" = 1 ] && notes+=" $label: latency run reached only ${R[$s.achieved_rps]} rps."
         [ "$s" != direct ] && [ "${R[$s.idle_open]:-0}" != "$IDLE_CONNS" ] && notes+=" $label: ${R[$s.idle_open]:-0} of $IDLE_CONNS idle connections opened."
+        [ "$s" = haproxy ] && [ "$HAPROXY_MAXCONN" -lt "$IDLE_CONNS" ] && notes+=" (HAProxy maxconn is $HAPROXY_MAXCONN: it needs 2 FDs per connection under the hard limit of $NOFILE.)"
     done
     [ -n "$notes" ] && echo && echo "Notes:$notes"
     return 0
@@ -419,6 +423,19 @@ main() {
     measure_100_services
     mkdir -p "$RESULTS"
     report | tee "$RESULTS/latest.md"
+    if [ "$UPDATE_README" -eq 1 ]; then update_readme; fi
+}
+
+# Replaces what is between <!-- bench-proxy:start --> and <!-- bench-proxy:end -->.
+update_readme() {
+    local readme="$ROOT/README.md"
+    grep -q '<!-- bench-proxy:start -->' "$readme" || die "no bench-proxy markers in $readme"
+    awk -v table="$RESULTS/latest.md" '
+        /<!-- bench-proxy:start -->/ { print; while ((getline line < table) > 0) print line; skip = 1; next }
+        /<!-- bench-proxy:end -->/ { skip = 0 }
+        !skip { print }
+    ' "$readme" >"$readme.tmp" && mv "$readme.tmp" "$readme"
+    log "README.md updated"
 }
 
 main
