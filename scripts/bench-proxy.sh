@@ -11,6 +11,7 @@
 # --idle-conns N  idle keep-alive connections held open per setup (default 10000).
 # --update-readme put the new table between the bench-proxy markers in README.md.
 #
+# BENCH_KEEP_RUN=1 keeps the run directory (configs, logs, raw tool output).
 # Builds target/release/weft and the `proxy_load` bench (fixed-rate latency
 # client, idle-connection opener) if needed; honours CARGO_TARGET_DIR.
 # Everything listens on 127.77.0.x (override with BENCH_NET=127.A.B); all
@@ -30,7 +31,7 @@ UPDATE_README=0
 CONNS=64   # wrk/h2load connections
 RATE=1000  # fixed-rate latency run
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -105,10 +106,12 @@ RUN=""
 PIDS=()
 
 cleanup() {
-    local pid
+    local rc=$? pid
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    [ -n "$RUN" ] && [ -z "${BENCH_KEEP_RUN:-}" ] && rm -rf "$RUN"
+    if [ -n "$RUN" ] && [ -z "${BENCH_KEEP_RUN:-}" ]; then rm -rf "$RUN"; fi
+    # Keep the script's own exit code (69: tools missing, 64: usage).
+    exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
