@@ -1,0 +1,444 @@
+#!/usr/bin/env bash
+# Weft's data plane side by side with a direct connection, nginx and HAProxy,
+# in one run on this machine; prints a Markdown table and writes it to
+# benches/results/latest.md. Run by hand (minutes, not part of `cargo test`):
+#
+#   scripts/bench-proxy.sh [--install] [--duration SECONDS] [--idle-conns N]
+#
+# --install       apt-get install the missing tools (nginx-light haproxy wrk
+#                 nghttp2-client curl) without starting their system services.
+# --duration S    seconds of each max-throughput and fixed-rate run (default 10).
+# --idle-conns N  idle keep-alive connections held open per setup (default 10000).
+# --update-readme put the new table between the bench-proxy markers in README.md.
+#
+# BENCH_KEEP_RUN=1 keeps the run directory (configs, logs, raw tool output).
+# Builds target/release/weft and the `proxy_load` bench (fixed-rate latency
+# client, idle-connection opener) if needed; honours CARGO_TARGET_DIR.
+# Everything listens on 127.77.0.x (override with BENCH_NET=127.A.B); all
+# processes it starts are stopped on exit.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TEMPLATES="$ROOT/benches/proxy"
+RESULTS="$ROOT/benches/results"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+NET="${BENCH_NET:-127.77.0}"
+BACKEND_LOCAL_PORT=18077
+DURATION=10
+IDLE_CONNS=10000
+INSTALL=0
+UPDATE_README=0
+CONNS=64   # wrk/h2load connections
+RATE=1000  # fixed-rate latency run
+
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --install) INSTALL=1 ;;
+        --duration) DURATION="$2"; shift ;;
+        --idle-conns) IDLE_CONNS="$2"; shift ;;
+        --update-readme) UPDATE_README=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; usage >&2; exit 64 ;;
+    esac
+    shift
+done
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+
+# --- tools -------------------------------------------------------------------
+
+# command -> Debian package
+declare -A PACKAGE=([nginx]=nginx-light [haproxy]=haproxy [wrk]=wrk [h2load]=nghttp2-client [curl]=curl)
+
+check_tools() {
+    local missing=() cmd
+    for cmd in nginx haproxy wrk h2load curl; do
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+    done
+    command -v cargo >/dev/null 2>&1 || die "cargo is needed to build weft (install Rust)"
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local pkgs=()
+    for cmd in "${missing[@]}"; do pkgs+=("${PACKAGE[$cmd]}"); done
+    if [ "$INSTALL" -eq 0 ]; then
+        {
+            echo "[bench] missing tools: ${missing[*]}"
+            echo "  nginx   : backend and the nginx reverse-proxy setup   (package nginx-light)"
+            echo "  haproxy : the HAProxy reverse-proxy setup             (package haproxy)"
+            echo "  wrk     : max requests/s over HTTP/1.1                (package wrk)"
+            echo "  h2load  : max requests/s over HTTP/2 (h2c)            (package nghttp2-client)"
+            echo "  curl    : readiness checks                            (package curl)"
+            echo "Install them with: apt-get install -y ${pkgs[*]}"
+            echo "or rerun with --install."
+        } >&2
+        exit 69
+    fi
+    log "installing ${pkgs[*]} (system services are not started)"
+    # policy-rc.d exit 101 keeps the packages' init scripts from starting
+    # nginx/haproxy on port 80; an existing one is left as it is.
+    local policy=/usr/sbin/policy-rc.d added=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added=1
+    fi
+    local rc=0
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >&2 || rc=$?
+    [ "$added" -eq 1 ] && rm -f "$policy"
+    [ $rc -eq 0 ] || die "apt-get install failed"
+}
+
+# --- build -------------------------------------------------------------------
+
+build() {
+    log "building weft (release) and the proxy_load bench"
+    (cd "$ROOT" && cargo build --release --bin weft) >&2
+    WEFT="$TARGET/release/weft"
+    LOADGEN="$(cd "$ROOT" && cargo bench --bench proxy_load --no-run --message-format=json 2>/dev/null \
+        | grep -o '"executable":"[^"]*proxy_load[^"]*"' | tail -1 | sed 's/.*:"\(.*\)"/\1/')"
+    [ -x "$WEFT" ] || die "no weft binary at $WEFT"
+    [ -n "$LOADGEN" ] && [ -x "$LOADGEN" ] || die "could not build the proxy_load bench (cargo bench --bench proxy_load --no-run)"
+}
+
+# --- processes ---------------------------------------------------------------
+
+RUN=""
+PIDS=()
+
+cleanup() {
+    local rc=$? pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [ -n "$RUN" ] && [ -z "${BENCH_KEEP_RUN:-}" ]; then rm -rf "$RUN"; fi
+    # Keep the script's own exit code (69: tools missing, 64: usage).
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+render() { # template -> file
+    sed -e "s/127\.@NET@/$NET/g; s/@NET@/${NET#127.}/g" \
+        -e "s|@RUN@|$RUN|g; s/@BACKEND_LOCAL_PORT@/$BACKEND_LOCAL_PORT/g" \
+        -e "s/@NOFILE@/$NOFILE/g; s/@HAPROXY_MAXCONN@/$HAPROXY_MAXCONN/g" "$1" >"$2"
+}
+
+start() { # name cmd... : runs in the background, logs to $RUN/name.log
+    local name="$1"; shift
+    "$@" >"$RUN/$name.log" 2>&1 &
+    PIDS+=($!)
+    eval "PID_${name//-/_}=$!"
+}
+
+wait_http() { # url [host header]
+    local url="$1" host="${2:-}" i
+    for i in $(seq 1 300); do
+        if curl -fsS -o /dev/null --max-time 2 ${host:+-H "Host: $host"} "$url" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "no answer from $url ${host:+(Host: $host)} within 30s; see logs in $RUN"
+}
+
+start_weft_proxy() { # name ip app-label
+    start "$1" env RUST_LOG=error "$WEFT" proxy --discovery-address "$NET.250:15010" \
+        --ip "$2" --namespace bench --name "$1" --labels "app=$3" --service-account "$3" \
+        --concurrency 2
+}
+
+start_all() {
+    RUN="$(mktemp -d /tmp/weft-bench.XXXXXX)"
+    mkdir -p "$RUN/config" "$RUN/tmp-backend" "$RUN/tmp-proxy"
+    render "$TEMPLATES/mesh.yaml" "$RUN/config/mesh.yaml"
+    render "$TEMPLATES/nginx-backend.conf" "$RUN/nginx-backend.conf"
+    render "$TEMPLATES/nginx-proxy.conf" "$RUN/nginx-proxy.conf"
+    render "$TEMPLATES/haproxy.cfg" "$RUN/haproxy.cfg"
+
+    start backend nginx -c "$RUN/nginx-backend.conf" -p "$RUN"
+    start nginx_proxy nginx -c "$RUN/nginx-proxy.conf" -p "$RUN"
+    start haproxy haproxy -f "$RUN/haproxy.cfg"
+    start discovery env RUST_LOG=warn "$WEFT" discovery --config-dir "$RUN/config" \
+        --grpc-addr "$NET.250:15010" --monitoring-addr "$NET.250:15014"
+    start_weft_proxy server "$NET.2" backend-meshed
+    # One client sidecar per setup, so neither's memory carries the other's load.
+    start_weft_proxy client1 "$NET.9" client-one-hop
+    start_weft_proxy client2 "$NET.10" client-two-hops
+
+    wait_http "http://$NET.1:9080/"
+    wait_http "http://$NET.2:15021/healthz/ready"
+    wait_http "http://$NET.9:15021/healthz/ready"
+    wait_http "http://$NET.10:15021/healthz/ready"
+    wait_http "http://$NET.9:9080/" "backend-direct.bench.svc.cluster.local"
+    wait_http "http://$NET.10:9080/" "backend-meshed.bench.svc.cluster.local"
+    wait_http "http://$NET.20:9080/"
+    wait_http "http://$NET.21:9080/"
+    log "all setups answer (run dir $RUN)"
+}
+
+# --- /proc readings ----------------------------------------------------------
+
+CLK_TCK="$(getconf CLK_TCK)"
+
+pids_of() { # pid... -> the pids and their children (nginx workers)
+    local p
+    for p in "$@"; do
+        echo "$p"
+        pgrep -P "$p" 2>/dev/null || true
+    done
+}
+
+cpu_ticks() { # pid... -> utime+stime summed, in clock ticks
+    local p total=0 stat
+    for p in $(pids_of "$@"); do
+        stat="$(cat "/proc/$p/stat" 2>/dev/null)" || continue
+        # Fields after the ")" of comm: utime and stime are the 12th and 13th.
+        set -- ${stat##*) }
+        total=$((total + ${12} + ${13}))
+    done
+    echo "$total"
+}
+
+rss_kb() { # pid... -> VmRSS summed, in kB
+    local p total=0 kb
+    for p in $(pids_of "$@"); do
+        kb="$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null)" || continue
+        total=$((total + ${kb:-0}))
+    done
+    echo "$total"
+}
+
+# --- measurements ------------------------------------------------------------
+
+declare -A R # results: R[setup.metric]
+
+# The parentheses matter: awk reads a bare ">" in printf's arguments as a redirection.
+calc() { awk "BEGIN { printf \"%s\", ($*) }"; }
+
+measure_wrk() { # setup addr host pids...
+    local setup="$1" addr="$2" host="$3"; shift 3
+    local out cpu0 cpu1 peak=0 rss pid
+    cpu0="$(cpu_ticks "$@")"
+    wrk -t2 -c"$CONNS" -d"${DURATION}s" -H "Host: $host" "http://$addr/" >"$RUN/wrk-$setup.txt" 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        if [ $# -gt 0 ]; then
+            rss="$(rss_kb "$@")"; [ "$rss" -gt "$peak" ] && peak="$rss"
+        fi
+    done
+    wait "$pid" || die "wrk failed for $setup: $(cat "$RUN/wrk-$setup.txt")"
+    cpu1="$(cpu_ticks "$@")"
+    out="$(cat "$RUN/wrk-$setup.txt")"
+    local rps total errors
+    rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+    total="$(awk '/requests in/ {print $1}' <<<"$out")"
+    errors="$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")"
+    [ -n "$errors" ] && log "$setup wrk: $errors"
+    R[$setup.rps]="${rps:-0}"
+    if [ $# -gt 0 ]; then R[$setup.rss_load]="$peak"; fi
+    if [ $# -gt 0 ] && [ "${total:-0}" -gt 0 ]; then
+        R[$setup.cpu]="$(calc "($cpu1 - $cpu0) / $CLK_TCK / $total * 1000")"
+    fi
+}
+
+measure_h2load() { # setup url authority
+    local setup="$1" url="$2" authority="$3" out
+    out="$(h2load -t2 -c"$CONNS" -m10 --warm-up-time=1 -D "$DURATION" \
+        -H ":authority: $authority" "$url" 2>&1)" || true
+    echo "$out" >"$RUN/h2load-$setup.txt"
+    R[$setup.h2rps]="$(awk '/^finished in/ {print $4}' <<<"$out" | tr -d ',')"
+    local ok
+    ok="$(awk '/^status codes:/ {print $3}' <<<"$out")"
+    [ "${ok:-0}" = 0 ] && R[$setup.h2rps]="n/a" && log "$setup h2load: no 2xx (see $RUN/h2load-$setup.txt)"
+    return 0
+}
+
+measure_latency() { # setup addr host
+    local setup="$1" addr="$2" host="$3" out
+    out="$("$LOADGEN" latency --addr "$addr" --host "$host" --rate "$RATE" \
+        --duration "$DURATION" --warmup 2 --connections 32)" || die "latency run failed for $setup"
+    echo "$out" >"$RUN/latency-$setup.txt"
+    local k
+    for k in p50_us p90_us p99_us errors achieved_rps; do
+        R[$setup.$k]="$(tr ' ' '\n' <<<"$out" | awk -F= -v k="$k" '$1 == k {print $2}')"
+    done
+}
+
+measure_idle_conns() { # setup addr host pids...
+    local setup="$1" addr="$2" host="$3"; shift 3
+    local err="$RUN/idle-$setup.err" pid i
+    "$LOADGEN" idle --addr "$addr" --host "$host" --count "$IDLE_CONNS" --hold 300 \
+        >"$RUN/idle-$setup.txt" 2>"$err" &
+    pid=$!
+    for i in $(seq 1 1200); do
+        grep -q '^ready' "$err" 2>/dev/null && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    sleep 1 # let the proxy settle after the last connection
+    R[$setup.idle_open]="$(sed -n 's/^ready open=\([0-9]*\).*/\1/p' "$err")"
+    [ $# -gt 0 ] && R[$setup.rss_conns]="$(rss_kb "$@")"
+    kill -INT "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local failed
+    failed="$(sed -n 's/^ready open=[0-9]* failed=\([0-9]*\).*/\1/p' "$err")"
+    [ "${failed:-0}" != 0 ] && log "$setup: $failed of $IDLE_CONNS idle connections failed: $(cat "$RUN/idle-$setup.txt")"
+    return 0
+}
+
+# setup | label | HTTP/1.1 address | Host | h2c URL | pid variables (proxy processes)
+SETUPS=(
+    "direct|direct to nginx|$NET.1:9080|$NET.1:9080|http://$NET.1:9081/|"
+    "weft1|Weft, 1 hop|$NET.9:9080|backend-direct.bench.svc.cluster.local|http://$NET.9:9080/|PID_client1"
+    "weft2|Weft, 2 hops|$NET.10:9080|backend-meshed.bench.svc.cluster.local|http://$NET.10:9080/|PID_client2 PID_server"
+    "nginx|nginx proxy|$NET.20:9080|$NET.20:9080|http://$NET.20:9081/|PID_nginx_proxy"
+    "haproxy|HAProxy|$NET.21:9080|$NET.21:9080|http://$NET.21:9080/|PID_haproxy"
+)
+
+proxy_pids() { # PID_ variable names -> their pids, one a line
+    local v
+    for v in "$@"; do echo "${!v}"; done
+}
+
+run_setup() {
+    local setup label addr host h2url vars pids
+    IFS='|' read -r setup label addr host h2url vars <<<"$1"
+    mapfile -t pids < <(proxy_pids $vars)
+    log "$label: idle RSS, wrk, h2load, ${RATE} rps latency, $IDLE_CONNS idle connections"
+    measure_wrk "$setup" "$addr" "$host" "${pids[@]}"
+    measure_h2load "$setup" "$h2url" "$host"
+    measure_latency "$setup" "$addr" "$host"
+    # Direct has no proxy whose memory the idle connections would show.
+    if [ ${#pids[@]} -gt 0 ]; then measure_idle_conns "$setup" "$addr" "$host" "${pids[@]}"; fi
+}
+
+# Idle RSS of a fresh sidecar whose config covers 100 extra services.
+measure_100_services() {
+    local f="$RUN/config/services100.yaml" i
+    : >"$f.tmp"
+    for i in $(seq -w 0 99); do
+        cat >>"$f.tmp" <<EOF
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: svc-$i, namespace: bench}
+spec:
+  hosts: [svc-$i.bench.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.78.$((10#$i)).1}, {address: 127.78.$((10#$i)).2}]
+---
+EOF
+    done
+    mv "$f.tmp" "$f"
+    sleep 1 # the control plane's debounce
+    start_weft_proxy idle100 "$NET.30" idle100
+    wait_http "http://$NET.30:15021/healthz/ready"
+    local services
+    for i in $(seq 1 50); do
+        services="$(curl -fsS "http://$NET.30:15000/config_dump" | grep -o 'svc-[0-9][0-9]\.bench\.svc\.cluster\.local' | sort -u | wc -l)"
+        [ "$services" -ge 100 ] && break
+        sleep 0.2
+    done
+    sleep 2
+    R[svc100.services]="$services"
+    R[svc100.rss]="$(rss_kb "$PID_idle100")"
+}
+
+# --- report ------------------------------------------------------------------
+
+mb() { [ -n "${1:-}" ] && calc "$1 / 1024" | awk '{printf "%.1f", $1}' || printf -- '-'; }
+ms() { [ -n "${1:-}" ] && calc "$1 / 1000" | awk '{printf "%.2f", $1}' || printf -- '-'; }
+ratio() { # value base -> "x0.45", "-" when either is missing
+    if [[ "${1:-}" =~ ^[0-9.]+$ ]] && [[ "${2:-}" =~ ^[0-9.]+$ ]] && [ "$(calc "$2 > 0")" = 1 ]; then
+        calc "$1 / $2" | awk '{printf "%.2f", $1}'
+    else
+        printf -- '-'
+    fi
+}
+
+report() {
+    local s label rest
+    echo "**Proxy benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')**"
+    echo
+    echo "Machine: $(nproc) cores ($(uname -m), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), load average before the run: $LOAD_BEFORE."
+    echo "Versions: weft $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), $(wrk -v 2>&1 | awk 'NR==1 {print $1, $2}'), $(h2load --version | head -1)."
+    echo "Each proxy: 2 workers (weft --concurrency 2, nginx worker_processes 2, HAProxy nbthread 2), keep-alive on both sides, no access log. Backend: nginx, 100-byte body."
+    echo "Max rps: wrk -t2 -c$CONNS -d${DURATION}s (HTTP/1.1) and h2load -t2 -c$CONNS -m10 -D $DURATION (h2c). Latency: open-loop $RATE rps for ${DURATION}s over 32 connections, from the moment each request is released (proxy_load bench). CPU: utime+stime of the proxy process(es) during the wrk run. RSS: sum over the proxy's processes (nginx master+workers; both sidecars for 2 hops)."
+    echo
+    echo "| setup | HTTP/1.1 rps | h2c rps | p50 ms | p90 ms | p99 ms | CPU s / 1k req | RSS idle MB | RSS load MB | RSS ${IDLE_CONNS} conns MB |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for rest in "${SETUPS[@]}"; do
+        IFS='|' read -r s label _ <<<"$rest"
+        printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "${R[$s.rps]:-0}" \
+            "$(awk '{ if ($1 ~ /^[0-9.]+$/) printf "%.0f", $1; else printf "%s", $1 }' <<<"${R[$s.h2rps]:--}")" \
+            "$(ms "${R[$s.p50_us]:-}")" "$(ms "${R[$s.p90_us]:-}")" "$(ms "${R[$s.p99_us]:-}")" \
+            "$(if [ -n "${R[$s.cpu]:-}" ]; then awk '{printf "%.3f", $1}' <<<"${R[$s.cpu]}"; else printf -- '-'; fi)" \
+            "$(mb "${R[$s.rss_idle]:-}")" "$(mb "${R[$s.rss_load]:-}")" "$(mb "${R[$s.rss_conns]:-}")"
+    done
+    echo
+    echo "Ratios (setup / direct, setup / nginx proxy; rps: higher is better, the rest: lower is better):"
+    echo
+    echo "| setup | rps /direct | rps /nginx | h2c rps /direct | h2c rps /nginx | p99 /direct | p99 /nginx | CPU /nginx | RSS idle /nginx | RSS load /nginx | RSS conns /nginx |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for rest in "${SETUPS[@]}"; do
+        IFS='|' read -r s label _ <<<"$rest"
+        [ "$s" = direct ] && continue
+        echo "| $label | $(ratio "${R[$s.rps]:-}" "${R[direct.rps]:-}") | $(ratio "${R[$s.rps]:-}" "${R[nginx.rps]:-}") | $(ratio "${R[$s.h2rps]:-}" "${R[direct.h2rps]:-}") | $(ratio "${R[$s.h2rps]:-}" "${R[nginx.h2rps]:-}") | $(ratio "${R[$s.p99_us]:-}" "${R[direct.p99_us]:-}") | $(ratio "${R[$s.p99_us]:-}" "${R[nginx.p99_us]:-}") | $(ratio "${R[$s.cpu]:-}" "${R[nginx.cpu]:-}") | $(ratio "${R[$s.rss_idle]:-}" "${R[nginx.rss_idle]:-}") | $(ratio "${R[$s.rss_load]:-}" "${R[nginx.rss_load]:-}") | $(ratio "${R[$s.rss_conns]:-}" "${R[nginx.rss_conns]:-}") |"
+    done
+    echo
+    local verdict="meets"
+    [ "$(calc "${R[svc100.rss]:-0} > 15 * 1024")" = 1 ] && verdict="misses"
+    echo "Memory target: an idle \`weft proxy\` with ${R[svc100.services]:-?} services in its config: $(mb "${R[svc100.rss]:-}") MB RSS, which $verdict the 15 MB aim."
+    local notes=""
+    for rest in "${SETUPS[@]}"; do
+        IFS='|' read -r s label _ <<<"$rest"
+        [ "${R[$s.errors]:-0}" != 0 ] && notes+=" $label: ${R[$s.errors]} errors in the latency run."
+        [ -n "${R[$s.achieved_rps]:-}" ] && [ "$(calc "${R[$s.achieved_rps]} < $RATE * 0.95")" = 1 ] && notes+=" $label: latency run reached only ${R[$s.achieved_rps]} rps."
+        [ "$s" != direct ] && [ "${R[$s.idle_open]:-0}" != "$IDLE_CONNS" ] && notes+=" $label: ${R[$s.idle_open]:-0} of $IDLE_CONNS idle connections opened."
+        [ "$s" = haproxy ] && [ "$HAPROXY_MAXCONN" -lt "$IDLE_CONNS" ] && notes+=" (HAProxy maxconn is $HAPROXY_MAXCONN: it needs 2 FDs per connection under the hard limit of $NOFILE.)"
+    done
+    [ -n "$notes" ] && echo && echo "Notes:$notes"
+    return 0
+}
+
+main() {
+    check_tools
+    build
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    NOFILE="$(ulimit -n)"
+    [ "$NOFILE" = unlimited ] && NOFILE=1048576
+    [ "$NOFILE" -gt $((IDLE_CONNS + 1000)) ] || log "ulimit -n is $NOFILE: fewer than $IDLE_CONNS idle connections may open"
+    # HAProxy reserves 2 FDs per connection (+ a few) and will not start above the limit.
+    HAPROXY_MAXCONN=$(((NOFILE - 32) / 2))
+    [ "$HAPROXY_MAXCONN" -gt $((IDLE_CONNS + 100)) ] && HAPROXY_MAXCONN=$((IDLE_CONNS + 100))
+    LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+    start_all
+    local setup s vars pids
+    # Idle RSS of every proxy before any of them has carried traffic.
+    for setup in "${SETUPS[@]}"; do
+        IFS='|' read -r s _ _ _ _ vars <<<"$setup"
+        mapfile -t pids < <(proxy_pids $vars)
+        if [ ${#pids[@]} -gt 0 ]; then R[$s.rss_idle]="$(rss_kb "${pids[@]}")"; fi
+    done
+    for setup in "${SETUPS[@]}"; do run_setup "$setup"; done
+    log "idle sidecar with 100 services"
+    measure_100_services
+    mkdir -p "$RESULTS"
+    report | tee "$RESULTS/latest.md"
+    if [ "$UPDATE_README" -eq 1 ]; then update_readme; fi
+}
+
+# Replaces what is between <!-- bench-proxy:start --> and <!-- bench-proxy:end -->.
+update_readme() {
+    local readme="$ROOT/README.md"
+    grep -q '<!-- bench-proxy:start -->' "$readme" || die "no bench-proxy markers in $readme"
+    awk -v table="$RESULTS/latest.md" '
+        /<!-- bench-proxy:start -->/ { print; while ((getline line < table) > 0) print line; skip = 1; next }
+        /<!-- bench-proxy:end -->/ { skip = 0 }
+        !skip { print }
+    ' "$readme" >"$readme.tmp" && mv "$readme.tmp" "$readme"
+    log "README.md updated"
+}
+
+main
