@@ -188,6 +188,14 @@ fn via(mesh: &Mesh, url: &str, extra: &[&str]) -> Reply {
     curl(&args)
 }
 
+/// A request through the sidecar of workload `host` (another source than the client).
+fn via_from(mesh: &Mesh, host: u8, url: &str, extra: &[&str]) -> Reply {
+    let proxy = format!("http://{}:15001", mesh.ip(host));
+    let mut args = vec!["-x", proxy.as_str(), url];
+    args.extend_from_slice(extra);
+    curl(&args)
+}
+
 /// How many requests with a path under `prefix` workload `host`'s app received.
 fn seen(mesh: &Mesh, host: u8, prefix: &str) -> u64 {
     let url = format!(
@@ -728,4 +736,43 @@ fn tls_is_routed_by_sni_and_passed_through() {
         "https://tls-b.test.svc.cluster.local:9443/",
     ]);
     assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn every_match_kind_and_delegation_pick_the_route() {
+    let config = vs(
+        "hello",
+        "  - match: [{method: {exact: POST}, uri: {prefix: /m}}]\n    route: [{destination: {host: hello, subset: v2}}]\n  - match: [{queryParams: {canary: {exact: \"1\"}}}]\n    route: [{destination: {host: hello, subset: v2}}]\n  - match: [{uri: {prefix: /without}, withoutHeaders: {x-keep: {}}}]\n    route: [{destination: {host: hello, subset: v2}}]\n  - match: [{uri: {exact: /case}, ignoreUriCase: true}]\n    route: [{destination: {host: hello, subset: v2}}]\n  - match: [{uri: {prefix: /from}, sourceLabels: {app: client}}]\n    route: [{destination: {host: hello, subset: v2}}]\n  - match: [{uri: {prefix: /present}, headers: {x-flag: {}}}]\n    route: [{destination: {host: hello, subset: v2}}]\n  - match: [{uri: {prefix: /delegated}}]\n    delegate: {name: hello-child, namespace: test}\n  - route: [{destination: {host: hello, subset: v1}}]\n",
+    ) + "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: hello-child, namespace: test}\nspec:\n  http:\n  - match: [{uri: {prefix: /delegated/v2}}]\n    route: [{destination: {host: hello, subset: v2}}]\n  - route: [{destination: {host: hello, subset: v1}}]\n";
+    let mesh = hello_mesh(53, true, &config);
+    let version = |r: Reply| {
+        assert_eq!(r.status, 200, "{r:?}");
+        r.json()["version"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("/m/x", &["-X", "POST"], "v2"),
+        ("/m/x", &[], "v1"),
+        ("/q?canary=1", &[], "v2"),
+        ("/q?canary=2", &[], "v1"),
+        ("/without", &[], "v2"),
+        ("/without", &["-H", "x-keep: 1"], "v1"),
+        ("/CASE", &[], "v2"),
+        ("/case/more", &[], "v1"),
+        ("/present", &["-H", "x-flag: anything"], "v2"),
+        ("/present", &[], "v1"),
+        ("/delegated/v2/page", &[], "v2"),
+        ("/delegated/other", &[], "v1"),
+        ("/from", &[], "v2"),
+    ];
+    for (path, args, want) in cases {
+        let got = version(via(&mesh, &format!("http://hello:9080{path}"), args));
+        assert_eq!(&got, want, "{path} {args:?}");
+    }
+    // sourceLabels: the same request from hello v1's own sidecar (app=hello)
+    // skips the rule meant for the client.
+    let got = version(via_from(&mesh, 1, "http://hello:9080/from", &[]));
+    assert_eq!(got, "v1");
 }
