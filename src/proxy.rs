@@ -54,7 +54,9 @@ pub struct ProxyArgs {
 
 pub fn run(args: ProxyArgs) -> ExitCode {
     crate::logging::init();
-    crate::block_on_threads(usize::from(args.concurrency), proxy(args))
+    // The control side (xDS, admin, status) gets one runtime thread; the data
+    // plane its `--concurrency` workers (see weft_proxy::worker).
+    crate::block_on_threads(1, proxy(args))
 }
 
 pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>> {
@@ -93,7 +95,7 @@ async fn proxy(args: ProxyArgs) -> Result<()> {
         weft_proxy::admin::serve_admin(SocketAddr::new(args.ip, args.admin_port), state.clone());
     let status =
         weft_proxy::admin::serve_status(SocketAddr::new(args.ip, args.status_port), state.clone());
-    let dataplane = weft_proxy::Proxy::start(state.clone());
+    let dataplane = start_workers(&state, usize::from(args.concurrency))?;
     tracing::info!(
         "weft proxy {} on {}: control plane {}",
         id.node_id(),
@@ -113,7 +115,37 @@ async fn proxy(args: ProxyArgs) -> Result<()> {
         () = client.run() => bail!("the xDS client stopped"),
         r = admin => r.context("admin server"),
         r = status => r.context("status server"),
-        () = dataplane.wait() => bail!("the data plane stopped"),
+        _ = dataplane => bail!("the data plane stopped"),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
+}
+
+/// Starts `count` data-plane workers, each a thread with its own
+/// single-threaded runtime. Resolves if any of them stops.
+fn start_workers(
+    state: &weft_proxy::ProxyState,
+    count: usize,
+) -> Result<tokio::sync::oneshot::Receiver<usize>> {
+    let (stopped_tx, stopped) = tokio::sync::oneshot::channel();
+    let stopped_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(stopped_tx)));
+    for index in 0..count.max(1) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("data-plane runtime")?;
+        let state = state.clone();
+        let stopped_tx = stopped_tx.clone();
+        std::thread::Builder::new()
+            .name(format!("weft-worker-{index}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    weft_proxy::Proxy::start_worker(state, index).wait().await;
+                });
+                if let Some(tx) = stopped_tx.lock().ok().and_then(|mut t| t.take()) {
+                    let _ = tx.send(index);
+                }
+            })
+            .context("data-plane worker thread")?;
+    }
+    Ok(stopped)
 }

@@ -584,7 +584,7 @@ fn concurrency_sets_the_number_of_worker_threads() {
                     .filter_map(|t| t.ok())
                     .filter(|t| {
                         std::fs::read_to_string(t.path().join("comm"))
-                            .is_ok_and(|c| c.starts_with("tokio-rt-worker"))
+                            .is_ok_and(|c| c.starts_with("weft-worker-"))
                     })
                     .count()
             })

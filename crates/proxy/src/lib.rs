@@ -31,6 +31,7 @@ pub mod metrics;
 mod sni;
 mod tcp;
 mod upstream;
+pub mod worker;
 
 pub use config::{ConfigError, ListenerStatus, NodeInfo, ProxyState, Snapshot};
 
@@ -48,9 +49,27 @@ pub struct Proxy {
 impl Proxy {
     /// Starts the listener manager on the current runtime.
     pub fn start(state: ProxyState) -> Proxy {
+        Proxy::start_as(state, listeners::Role::Only)
+    }
+
+    /// Starts worker `index` of several on the current (single-threaded)
+    /// runtime: its own accept loops on SO_REUSEPORT sockets, and its own
+    /// upstream connections. Worker 0 also serves unix-socket and
+    /// ephemeral-port listeners and reports listener status.
+    pub fn start_worker(state: ProxyState, index: usize) -> Proxy {
+        worker::set_current(index);
+        let role = if index == 0 {
+            listeners::Role::Primary
+        } else {
+            listeners::Role::Secondary
+        };
+        Proxy::start_as(state, role)
+    }
+
+    fn start_as(state: ProxyState, role: listeners::Role) -> Proxy {
         let (reconciled_tx, reconciled) = watch::channel(0);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let manager = listeners::ListenerManager::new(state.clone());
+        let manager = listeners::ListenerManager::new(state.clone(), role);
         let task = tokio::spawn(manager.run(reconciled_tx, shutdown_rx));
         Proxy {
             state,

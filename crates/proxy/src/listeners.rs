@@ -20,6 +20,9 @@ use crate::config::listener::{BindAddress, Listener};
 use crate::config::{ListenerStatus, ProxyState, Snapshot};
 use crate::sni::ClientHello;
 
+/// The accept queue of shared listeners (what std uses for plain ones).
+const LISTEN_BACKLOG: u32 = 1024;
+
 /// How often listeners that failed to bind are tried again.
 const BIND_RETRY: Duration = Duration::from_secs(5);
 /// Pause after a failed accept (e.g. out of file descriptors) before the next.
@@ -61,6 +64,19 @@ pub(crate) struct ListenerManager {
     bound: HashMap<Arc<str>, Bound>,
     /// Listeners whose last bind failed, retried on a timer.
     failed: usize,
+    role: Role,
+}
+
+/// A manager's place among the proxy's workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The only data plane: plain sockets.
+    Only,
+    /// One of several workers sharing each TCP address with SO_REUSEPORT.
+    /// The primary also serves what cannot be shared (unix sockets,
+    /// ephemeral ports) and reports listener status.
+    Primary,
+    Secondary,
 }
 
 enum Socket {
@@ -69,11 +85,24 @@ enum Socket {
 }
 
 impl ListenerManager {
-    pub fn new(state: ProxyState) -> ListenerManager {
+    pub fn new(state: ProxyState, role: Role) -> ListenerManager {
         ListenerManager {
             state,
             bound: HashMap::new(),
             failed: 0,
+            role,
+        }
+    }
+
+    /// Whether this manager serves `bind`: secondaries leave unix sockets and
+    /// ephemeral ports (which cannot be shared) to the primary.
+    fn serves(&self, bind: &BindAddress) -> bool {
+        self.role != Role::Secondary || matches!(bind, BindAddress::Tcp(a) if a.port() != 0)
+    }
+
+    fn set_status(&self, name: &str, status: Option<ListenerStatus>) {
+        if self.role != Role::Secondary {
+            self.state.set_listener_status(name, status);
         }
     }
 
@@ -122,23 +151,23 @@ impl ListenerManager {
                 b.config.store(listener.clone());
                 continue;
             }
-            match bind(&listener.bind).await {
+            if !self.serves(&listener.bind) {
+                continue;
+            }
+            match bind(&listener.bind, self.role != Role::Only).await {
                 Ok((socket, local)) => self.start(listener.clone(), socket, local),
                 Err(e) => {
                     self.failed += 1;
                     let error = format!("bind {:?}: {e}", listener.bind);
                     tracing::warn!(listener = %listener.name, %error, "listener not bound");
-                    self.state.set_listener_status(
-                        &listener.name,
-                        Some(ListenerStatus::Failed { error }),
-                    );
+                    self.set_status(&listener.name, Some(ListenerStatus::Failed { error }));
                 }
             }
         }
         // Statuses of listeners no longer configured at all.
         for name in self.state.listener_status().keys() {
             if snapshot.listener(name).is_none() {
-                self.state.set_listener_status(name, None);
+                self.set_status(name, None);
             }
         }
     }
@@ -149,8 +178,10 @@ impl ListenerManager {
             (BindAddress::Unix(p), None) => format!("unix://{}", p.display()),
             (BindAddress::Tcp(a), None) => a.to_string(),
         };
-        tracing::info!(listener = %listener.name, %address, protocol = ?listener.protocol, "listening");
-        self.state.set_listener_status(
+        if self.role != Role::Secondary {
+            tracing::info!(listener = %listener.name, %address, protocol = ?listener.protocol, "listening");
+        }
+        self.set_status(
             &listener.name,
             Some(ListenerStatus::Bound { address, local }),
         );
@@ -187,13 +218,32 @@ impl ListenerManager {
         if let BindAddress::Unix(path) = &b.bind {
             let _ = std::fs::remove_file(path);
         }
-        self.state.set_listener_status(name, None);
-        tracing::info!(listener = %name, "stopped listening");
+        self.set_status(name, None);
+        if self.role != Role::Secondary {
+            tracing::info!(listener = %name, "stopped listening");
+        }
     }
 }
 
-async fn bind(address: &BindAddress) -> std::io::Result<(Socket, Option<SocketAddr>)> {
+/// Binds `address`; `shared` sets SO_REUSEPORT so every worker can bind it.
+async fn bind(
+    address: &BindAddress,
+    shared: bool,
+) -> std::io::Result<(Socket, Option<SocketAddr>)> {
     match address {
+        BindAddress::Tcp(a) if shared => {
+            let socket = if a.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            socket.set_reuseport(true)?;
+            socket.bind(*a)?;
+            let l = socket.listen(LISTEN_BACKLOG)?;
+            let local = l.local_addr()?;
+            Ok((Socket::Tcp(l), Some(local)))
+        }
         BindAddress::Tcp(a) => {
             let l = TcpListener::bind(a).await?;
             let local = l.local_addr()?;

@@ -20,6 +20,7 @@ use super::route::RouteTable;
 use super::snapshot::{Resources, Snapshot, Versioned};
 use crate::metrics::Metrics;
 use crate::upstream::SharedClients;
+use crate::worker::MAX_WORKERS;
 
 /// The proxy's config and the state shared by its servers. Cheap to clone (an
 /// `Arc` inside): the xDS client gets one clone as its `Applier`, the data
@@ -37,7 +38,8 @@ struct Inner {
     complete: AtomicBool,
     listener_status: Mutex<BTreeMap<String, ListenerStatus>>,
     metrics: Metrics,
-    clients: SharedClients,
+    /// One set per worker: their connections are driven on that worker.
+    clients: [SharedClients; MAX_WORKERS],
     node: NodeInfo,
 }
 
@@ -92,7 +94,7 @@ impl ProxyState {
                 complete: AtomicBool::new(false),
                 listener_status: Mutex::new(BTreeMap::new()),
                 metrics: Metrics::new(),
-                clients: SharedClients::new(),
+                clients: std::array::from_fn(|_| SharedClients::new()),
                 node,
             }),
         }
@@ -122,7 +124,7 @@ impl ProxyState {
     }
 
     pub(crate) fn clients(&self) -> &SharedClients {
-        &self.inner.clients
+        &self.inner.clients[crate::worker::current()]
     }
 
     /// Applies one update whole, or rejects it whole and keeps the previous

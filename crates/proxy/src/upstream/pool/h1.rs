@@ -66,6 +66,7 @@ impl Pools {
         }
         let circuit = self.circuit.clone();
         let max_age = pool.max_connection_duration;
+        let slot = crate::worker::current();
         tokio::spawn(async move {
             // Ready again once the response body was read to its end.
             if conn.sender.ready().await.is_err() {
@@ -74,7 +75,7 @@ impl Pools {
             if expired(conn.created, max_age, now_ms()) {
                 return;
             }
-            if let Ok(mut idle) = endpoint.idle.lock() {
+            if let Ok(mut idle) = endpoint.idle[slot].lock() {
                 idle.push(conn);
             }
             circuit.freed.notify_one();
@@ -114,7 +115,7 @@ impl Pools {
     fn take_idle(&self, endpoint: &EndpointPool) -> Option<H1Conn> {
         let now = now_ms();
         let max_age = self.settings.pool.max_connection_duration;
-        let mut idle = endpoint.idle.lock().ok()?;
+        let mut idle = endpoint.idle[crate::worker::current()].lock().ok()?;
         // Most recently used first: it is the likeliest to still be open.
         while let Some(conn) = idle.pop() {
             if !conn.sender.is_closed()

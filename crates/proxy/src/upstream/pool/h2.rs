@@ -62,7 +62,7 @@ impl Pools {
             tokio::pin!(freed);
             freed.as_mut().enable();
             let mut least_busy = None;
-            if let Ok(mut conns) = endpoint.h2.lock() {
+            if let Ok(mut conns) = endpoint.h2[crate::worker::current()].lock() {
                 let now = now_ms();
                 conns.retain(|c| !c.sender.is_closed());
                 // Old or used-up connections get no new streams; the driver
@@ -88,7 +88,7 @@ impl Pools {
             if let Some(permit) = self.connection_permit(endpoint) {
                 let conn = self.connect_h2(authority, permit).await?;
                 conn.uses.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut conns) = endpoint.h2.lock() {
+                if let Ok(mut conns) = endpoint.h2[crate::worker::current()].lock() {
                     conns.push(conn.clone());
                 }
                 return Ok(conn);

@@ -24,6 +24,7 @@ use super::circuit::{Circuit, Permit, Resource};
 use super::outlier::now_ms;
 use super::{RequestBody, SendError};
 use crate::config::cluster::{Cluster, ConnectionPool};
+use crate::worker::MAX_WORKERS;
 
 /// How a cluster's connections are made and kept.
 #[derive(Clone, Debug, PartialEq)]
@@ -103,10 +104,12 @@ impl Drop for Slot {
     }
 }
 
+/// Connections are kept per worker: a connection is driven by a task on the
+/// worker that opened it, so only that worker's requests use it.
 #[derive(Default)]
 struct EndpointPool {
-    idle: Mutex<Vec<h1::H1Conn>>,
-    h2: Mutex<Vec<Arc<h2::H2Conn>>>,
+    idle: [Mutex<Vec<h1::H1Conn>>; MAX_WORKERS],
+    h2: [Mutex<Vec<Arc<h2::H2Conn>>>; MAX_WORKERS],
     /// Connections to this endpoint, open or being opened.
     live: AtomicUsize,
 }
