@@ -13,6 +13,8 @@ use crate::types::{Destination, Duration, Percent, StringMatch};
 
 mod http;
 mod policies;
+
+pub use policies::GRPC_STATUS_NAMES;
 pub(crate) mod validate;
 
 #[cfg(test)]

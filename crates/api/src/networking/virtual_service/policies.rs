@@ -37,7 +37,9 @@ const HTTP_METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE",
 ];
 
-const GRPC_STATUS_NAMES: &[&str] = &[
+/// gRPC status names in code order (`OK` is 0 ... `UNAUTHENTICATED` is 16),
+/// as `fault.abort.grpcStatus` spells them.
+pub const GRPC_STATUS_NAMES: &[&str] = &[
     "OK",
     "CANCELLED",
     "UNKNOWN",

@@ -3,6 +3,7 @@
 
 use tracing::{debug, warn};
 use weft_api::mesh::MeshConfig;
+use weft_api::networking::virtual_service::GRPC_STATUS_NAMES;
 use weft_api::networking::virtual_service::{
     CorsPolicy as ApiCors, HTTPFaultInjection, HTTPRetry, HTTPRewrite, HTTPRoute,
     UnmatchedPreflights as ApiPreflights,
@@ -27,27 +28,6 @@ const DEFAULT_RETRY_ON: &[&str] = &[
 ];
 const DEFAULT_ATTEMPTS: u32 = 2;
 const RETRIABLE_STATUS_CODES: &str = "retriable-status-codes";
-
-/// gRPC status names in code order (`OK` is 0 ... `UNAUTHENTICATED` is 16).
-const GRPC_STATUS_NAMES: &[&str] = &[
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
 
 pub(super) fn duration(d: &ApiDuration) -> Option<prost_types::Duration> {
     prost_types::Duration::try_from(d.as_std()).ok()
