@@ -88,18 +88,19 @@ impl Pools {
         authority: &Authority,
         fresh_only: bool,
     ) -> Result<(H1Conn, bool), SendError> {
+        // The common case, an idle connection or room for a new one, takes
+        // no lock beyond the idle list's.
+        if let Some(found) = self.try_checkout(endpoint, authority, fresh_only).await {
+            return found;
+        }
         let mut pending: Option<Permit> = None;
         loop {
-            // Registered before checking, so a release in between is not missed.
+            // Registered before checking again, so a release in between is not missed.
             let freed = self.circuit.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            if !fresh_only && let Some(conn) = self.take_idle(endpoint) {
-                return Ok((conn, true));
-            }
-            if let Some(permit) = self.connection_permit(endpoint) {
-                let conn = self.connect_h1(authority, permit).await?;
-                return Ok((conn, false));
+            if let Some(found) = self.try_checkout(endpoint, authority, fresh_only).await {
+                return found;
             }
             if pending.is_none() {
                 pending = Some(
@@ -110,6 +111,20 @@ impl Pools {
             }
             freed.await;
         }
+    }
+
+    /// An idle connection, or a new one if the limits allow; None means wait.
+    async fn try_checkout(
+        &self,
+        endpoint: &Arc<EndpointPool>,
+        authority: &Authority,
+        fresh_only: bool,
+    ) -> Option<Result<(H1Conn, bool), SendError>> {
+        if !fresh_only && let Some(conn) = self.take_idle(endpoint) {
+            return Some(Ok((conn, true)));
+        }
+        let permit = self.connection_permit(endpoint)?;
+        Some(self.connect_h1(authority, permit).await.map(|c| (c, false)))
     }
 
     fn take_idle(&self, endpoint: &EndpointPool) -> Option<H1Conn> {

@@ -57,10 +57,15 @@ impl Pools {
     ) -> Result<Arc<H2Conn>, SendError> {
         let pool = &self.settings.pool;
         let mut pending: Option<Permit> = None;
+        // The first pass takes no waiter lock; only a pass that may end in
+        // waiting registers first, so a release in between is not missed.
+        let mut armed = false;
         loop {
             let freed = self.circuit.freed.notified();
             tokio::pin!(freed);
-            freed.as_mut().enable();
+            if armed {
+                freed.as_mut().enable();
+            }
             let mut least_busy = None;
             if let Ok(mut conns) = endpoint.h2[crate::worker::current()].lock() {
                 let now = now_ms();
@@ -98,6 +103,10 @@ impl Pools {
                 // stream limit is a preference, h2 queues past the peer's own).
                 conn.uses.fetch_add(1, Ordering::Relaxed);
                 return Ok(conn);
+            }
+            if !armed {
+                armed = true;
+                continue;
             }
             if pending.is_none() {
                 pending = Some(
