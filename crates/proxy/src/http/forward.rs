@@ -21,14 +21,13 @@ use crate::upstream::{HttpClient, RequestBody, SendError, UpstreamBody, send_wit
 /// route's timeout.
 pub async fn send(
     client: &HttpClient,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     authority: Authority,
     h2: bool,
     timeout: Option<Duration>,
     cluster: Arc<str>,
     state: &ProxyState,
 ) -> Outcome {
-    let mut req = req;
     let upgrade = Upgrade::take(&mut req);
     let mut req = req.map(RequestBody::from);
     if let Err(rejected) = prepare(&mut req, authority, h2, &cluster) {
