@@ -83,6 +83,7 @@ async fn proxy(args: ProxyArgs) -> Result<()> {
     let state = weft_proxy::ProxyState::with_node(weft_proxy::NodeInfo {
         locality: args.locality.clone(),
         labels: id.labels.clone(),
+        identity: weft_pki::Identity::new(),
     });
     let address = if args.discovery_address.contains("://") {
         args.discovery_address.clone()

@@ -50,6 +50,9 @@ pub struct NodeInfo {
     /// `region/zone/subzone`; empty when unknown.
     pub locality: String,
     pub labels: BTreeMap<String, String>,
+    /// The workload's certificate and mesh roots (empty without an identity:
+    /// the proxy then serves and sends plaintext only).
+    pub identity: weft_pki::Identity,
 }
 
 #[derive(Default)]
@@ -121,6 +124,10 @@ impl ProxyState {
 
     pub fn node(&self) -> &NodeInfo {
         &self.inner.node
+    }
+
+    pub fn identity(&self) -> &weft_pki::Identity {
+        &self.inner.node.identity
     }
 
     pub(crate) fn clients(&self) -> &SharedClients {
