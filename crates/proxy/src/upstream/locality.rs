@@ -155,6 +155,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            ..NodeInfo::default()
         }
     }
 

@@ -189,7 +189,7 @@ fn consistent_hash_by_header_and_cookie_generation() {
 fn node(locality: &str) -> NodeInfo {
     NodeInfo {
         locality: locality.into(),
-        labels: Default::default(),
+        ..NodeInfo::default()
     }
 }
 
