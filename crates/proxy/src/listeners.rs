@@ -37,6 +37,10 @@ pub(crate) struct ConnInfo {
     pub local: Option<SocketAddr>,
     /// The downstream peer (TCP connections only; None on the listener's own copy).
     pub peer: Option<SocketAddr>,
+    /// The peer's SPIFFE identity without `spiffe://` (`<td>/ns/<ns>/sa/<sa>`),
+    /// when it authenticated with mTLS; AuthorizationPolicy principals and
+    /// namespaces match against it. None until mTLS terminates here.
+    pub peer_principal: Option<Arc<str>>,
 }
 
 impl ConnInfo {
@@ -47,6 +51,7 @@ impl ConnInfo {
             listener: self.listener.clone(),
             local: self.local,
             peer: Some(peer),
+            peer_principal: None,
         }
     }
 }
@@ -192,6 +197,7 @@ impl ListenerManager {
             listener: config.clone(),
             local,
             peer: None,
+            peer_principal: None,
         });
         let task = tokio::spawn(accept_loop(socket, info, stop_rx));
         self.bound.insert(

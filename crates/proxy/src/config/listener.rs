@@ -26,6 +26,10 @@ pub struct Listener {
     /// Inbound: where the application listens.
     pub default_endpoint: Option<HostPort>,
     pub service_port: u16,
+    /// Inbound: AuthorizationPolicies (None: every request is allowed).
+    pub authorization: Option<Arc<crate::authz::Authorization>>,
+    /// Inbound: RequestAuthentication JWT rules (None: tokens are ignored).
+    pub authentication: Option<Arc<crate::authn::Authentication>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -157,6 +161,16 @@ impl Listener {
         } else {
             None
         };
+        let authorization = l
+            .authorization
+            .as_ref()
+            .map(|a| crate::authz::Authorization::from_proto(a).map(Arc::new))
+            .transpose()?;
+        let authentication = l
+            .authentication
+            .as_ref()
+            .map(|a| crate::authn::Authentication::from_proto(a).map(Arc::new))
+            .transpose()?;
         Ok(Listener {
             name: Arc::from(name),
             bind,
@@ -168,6 +182,8 @@ impl Listener {
             forward_proxy: l.forward_proxy,
             default_endpoint,
             service_port,
+            authorization,
+            authentication,
         })
     }
 
