@@ -67,6 +67,9 @@ pub enum Verdict {
 
 impl ExtAuthz {
     pub fn from_proto(p: &proto::ExtAuthzHttp) -> Result<ExtAuthz, String> {
+        if p.host.is_empty() || p.port == 0 {
+            return Err(format!("host and port must be set, found {:?}:{}", p.host, p.port));
+        }
         let address = HostPort::new(&p.host, p.port).map_err(|e| format!("host: {e}"))?;
         let status_on_error = match p.status_on_error {
             0 => StatusCode::FORBIDDEN,
