@@ -70,7 +70,14 @@ fn get(mesh: &Mesh, method: &str, path: &str, headers: &[&str]) -> Reply {
     }
 }
 
-fn expect(mesh: &Mesh, method: &str, path: &str, headers: &[&str], status: u16, body: Option<&str>) {
+fn expect(
+    mesh: &Mesh,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    status: u16,
+    body: Option<&str>,
+) {
     let r = get(mesh, method, path, headers);
     assert_eq!(r.status, status, "{method} {path} {headers:?}: {}", r.body);
     if let Some(b) = body {
@@ -110,7 +117,14 @@ fn allow_and_deny_by_method_path_header_and_ip() {
     expect(&mesh, "GET", "/ip-loopback", &[], 200, None);
     expect(&mesh, "GET", "/ip-ten", &[], 403, Some(RBAC));
     // Path normalization: a dot-segment does not sneak past the DENY.
-    expect(&mesh, "GET", "/open/x/../secret", &["x-any: 1"], 403, Some(RBAC));
+    expect(
+        &mesh,
+        "GET",
+        "/open/x/../secret",
+        &["x-any: 1"],
+        403,
+        Some(RBAC),
+    );
 }
 
 struct Signer {
@@ -162,7 +176,14 @@ fn jwt_outcomes_and_claims() {
     expect(&mesh, "GET", "/jwt/x", &[&bearer(json!({}))], 200, None);
     expect(&mesh, "GET", "/jwt/x", &[], 403, Some(RBAC));
     expect(&mesh, "GET", "/public", &[], 200, None);
-    expect(&mesh, "GET", "/jwt/x", &[&bearer(json!({"exp": 1000}))], 401, Some("Jwt is expired"));
+    expect(
+        &mesh,
+        "GET",
+        "/jwt/x",
+        &[&bearer(json!({"exp": 1000}))],
+        401,
+        Some("Jwt is expired"),
+    );
     expect(
         &mesh,
         "GET",
@@ -180,11 +201,39 @@ fn jwt_outcomes_and_claims() {
         Some("Audiences in Jwt are not allowed"),
     );
     let forged = format!("Authorization: Bearer {}", token(&signer(), json!({})));
-    expect(&mesh, "GET", "/jwt/x", &[&forged], 401, Some("Jwt verification fails"));
+    expect(
+        &mesh,
+        "GET",
+        "/jwt/x",
+        &[&forged],
+        401,
+        Some("Jwt verification fails"),
+    );
     // An invalid token is refused even where no identity is required.
-    expect(&mesh, "GET", "/public", &["Authorization: Bearer a.b.c"], 401, None);
-    expect(&mesh, "GET", "/admin", &[&bearer(json!({"groups": ["dev", "admin"]}))], 200, None);
-    expect(&mesh, "GET", "/admin", &[&bearer(json!({"groups": ["dev"]}))], 403, Some(RBAC));
+    expect(
+        &mesh,
+        "GET",
+        "/public",
+        &["Authorization: Bearer a.b.c"],
+        401,
+        None,
+    );
+    expect(
+        &mesh,
+        "GET",
+        "/admin",
+        &[&bearer(json!({"groups": ["dev", "admin"]}))],
+        200,
+        None,
+    );
+    expect(
+        &mesh,
+        "GET",
+        "/admin",
+        &[&bearer(json!({"groups": ["dev"]}))],
+        403,
+        Some(RBAC),
+    );
 }
 
 #[test]
@@ -193,7 +242,10 @@ fn live_policy_change_flips_the_outcome() {
     expect(&mesh, "GET", "/x", &[], 200, None);
     mesh.write(
         "deny.yaml",
-        &policy("deny-x", "  action: DENY\n  rules: [{to: [{operation: {paths: [/x]}}]}]\n"),
+        &policy(
+            "deny-x",
+            "  action: DENY\n  rules: [{to: [{operation: {paths: [/x]}}]}]\n",
+        ),
     );
     wait_status(&mesh, "/x", 403);
     expect(&mesh, "GET", "/x", &[], 403, Some(RBAC));

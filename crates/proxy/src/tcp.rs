@@ -10,9 +10,9 @@ use std::time::Duration;
 use http::HeaderMap;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::authz::Attributes;
 use crate::config::cluster::DEFAULT_CONNECT_TIMEOUT;
 use crate::config::listener::{Direction, Listener};
-use crate::authz::Attributes;
 use crate::listeners::ConnInfo;
 use crate::upstream::idle::{LastActivity, Tracked};
 use crate::upstream::pool::configure_socket;

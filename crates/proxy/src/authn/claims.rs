@@ -52,9 +52,10 @@ impl VerifiedJwt {
             Value::String(s) => {
                 let name = path.last().map_or("", |s| s.as_ref());
                 let split = ALWAYS_SPACE_DELIMITED.contains(&name)
-                    || self.space_delimited.iter().any(|c| {
-                        **c == *name || dotted_equals(c, path)
-                    });
+                    || self
+                        .space_delimited
+                        .iter()
+                        .any(|c| **c == *name || dotted_equals(c, path));
                 if split {
                     ClaimStrings::Split(s.split_ascii_whitespace())
                 } else {
@@ -128,9 +129,18 @@ mod tests {
             &["roles"],
         );
         assert_eq!(&*t.principal, "https://idp/alice");
-        assert_eq!(t.claim_strings(&["groups"]).collect::<Vec<_>>(), ["dev", "admin"]);
-        assert_eq!(t.claim_strings(&["org", "team"]).collect::<Vec<_>>(), ["blue"]);
-        assert_eq!(t.claim_strings(&["scope"]).collect::<Vec<_>>(), ["read", "write"]);
+        assert_eq!(
+            t.claim_strings(&["groups"]).collect::<Vec<_>>(),
+            ["dev", "admin"]
+        );
+        assert_eq!(
+            t.claim_strings(&["org", "team"]).collect::<Vec<_>>(),
+            ["blue"]
+        );
+        assert_eq!(
+            t.claim_strings(&["scope"]).collect::<Vec<_>>(),
+            ["read", "write"]
+        );
         assert_eq!(t.claim_strings(&["roles"]).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(t.claim_strings(&["missing"]).count(), 0);
         assert_eq!(t.audiences().collect::<Vec<_>>(), ["x"]);

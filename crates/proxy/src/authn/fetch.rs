@@ -61,7 +61,10 @@ async fn fetch(uri: &str, tls: &Arc<rustls::ClientConfig>) -> Result<String, Str
         .map_err(|e| format!("connect {host}:{port}: {e}"))?;
     let _ = stream.set_nodelay(true);
     let authority = parsed.authority().map_or(host, |a| a.as_str()).to_string();
-    let path = parsed.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let path = parsed
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
     if https {
         let name = rustls::pki_types::ServerName::try_from(host.to_string())
             .map_err(|e| format!("server name {host:?}: {e}"))?;

@@ -68,7 +68,11 @@ impl Keys {
 
     /// Keys that may have signed a token with `alg` and `kid`: the right
     /// type, no other `alg`, and no other `kid` (keys without one qualify).
-    pub fn candidates<'k>(&'k self, alg: Algorithm, kid: Option<&'k str>) -> impl Iterator<Item = &'k Key> {
+    pub fn candidates<'k>(
+        &'k self,
+        alg: Algorithm,
+        kid: Option<&'k str>,
+    ) -> impl Iterator<Item = &'k Key> {
         self.keys.iter().filter(move |k| {
             k.family == alg.family()
                 && k.alg.is_none_or(|a| a == alg)
@@ -137,12 +141,17 @@ pub struct RemoteJwks {
 
 impl std::fmt::Debug for RemoteJwks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteJwks").field("uri", &self.uri).finish_non_exhaustive()
+        f.debug_struct("RemoteJwks")
+            .field("uri", &self.uri)
+            .finish_non_exhaustive()
     }
 }
 
-static REMOTE: LazyLock<Mutex<HashMap<(String, Duration), Weak<RemoteJwks>>>> =
-    LazyLock::new(Default::default);
+/// Cache entries by URI and fetch timeout; weak, so an entry goes with the
+/// last listener config that uses it.
+type RemoteIndex = HashMap<(String, Duration), Weak<RemoteJwks>>;
+
+static REMOTE: LazyLock<Mutex<RemoteIndex>> = LazyLock::new(Default::default);
 
 impl RemoteJwks {
     /// The process-wide cache entry for `uri` (created on first use).
@@ -179,7 +188,10 @@ impl RemoteJwks {
         if let Some(f) = self.fresh() {
             return Some(f);
         }
-        match fetch::get(&self.uri, self.timeout).await.and_then(|body| Keys::parse(&body)) {
+        match fetch::get(&self.uri, self.timeout)
+            .await
+            .and_then(|body| Keys::parse(&body))
+        {
             Ok(keys) => {
                 let keys = Arc::new(keys);
                 self.cached.store(Some(Arc::new(Fetched {
@@ -190,7 +202,10 @@ impl RemoteJwks {
             }
             Err(e) => {
                 tracing::warn!(uri = %self.uri, error = %e, "JWKS fetch failed");
-                *self.last_failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+                *self
+                    .last_failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
                 stale
             }
         }

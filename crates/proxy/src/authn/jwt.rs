@@ -6,8 +6,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
@@ -115,7 +115,11 @@ fn algorithm(name: &str) -> Option<Algorithm> {
     })
 }
 
-fn decode_json(part: &str, bad_b64: JwtError, bad_json: JwtError) -> Result<Map<String, Value>, JwtError> {
+fn decode_json(
+    part: &str,
+    bad_b64: JwtError,
+    bad_json: JwtError,
+) -> Result<Map<String, Value>, JwtError> {
     let bytes = B64.decode(part).map_err(|_| bad_b64)?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
@@ -140,7 +144,11 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, JwtError> {
         Some(Value::String(k)) => Some(k.clone()),
         Some(_) => return Err(JwtError::HeaderBadKid),
     };
-    let payload_map = decode_json(payload, JwtError::PayloadBadBase64, JwtError::PayloadBadJson)?;
+    let payload_map = decode_json(
+        payload,
+        JwtError::PayloadBadBase64,
+        JwtError::PayloadBadJson,
+    )?;
     check_claim_types(&payload_map)?;
     if B64.decode(signature).is_err() {
         return Err(JwtError::SignatureBadBase64);
@@ -206,7 +214,11 @@ pub fn check_audiences(p: &Parsed<'_>, allowed: &[String]) -> Result<(), JwtErro
             .any(|a| allowed.iter().any(|x| audience_eq(x, a))),
         _ => false,
     };
-    if ok { Ok(()) } else { Err(JwtError::AudienceNotAllowed) }
+    if ok {
+        Ok(())
+    } else {
+        Err(JwtError::AudienceNotAllowed)
+    }
 }
 
 /// jwt_verify_lib compares audiences ignoring a scheme and a trailing slash

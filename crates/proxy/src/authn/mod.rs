@@ -25,8 +25,8 @@ use serde_json::Value;
 use weft_xds::proto;
 
 pub use claims::{ClaimStrings, VerifiedJwt};
-pub use jwt::JwtError;
 use jwks::{KeySource, Keys, RemoteJwks};
+pub use jwt::JwtError;
 
 /// Istio's default JWKS fetch timeout.
 const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -113,7 +113,8 @@ impl Authentication {
         for rule in self.rules.iter().filter(|r| r.issuer == issuer) {
             match rule.verify(&parsed).await {
                 Ok(()) => {
-                    let verified = VerifiedJwt::new(parsed.payload.clone(), rule.space_delimited.clone());
+                    let verified =
+                        VerifiedJwt::new(parsed.payload.clone(), rule.space_delimited.clone());
                     self.finish(rule, &found, &parsed, &verified, headers);
                     return Ok(Some(verified));
                 }
@@ -216,10 +217,7 @@ impl Rule {
                 Keys::parse(&r.jwks).map_err(|e| format!("jwks: {e}"))?,
             )),
             (true, false) => {
-                let uri: Uri = r
-                    .jwks_uri
-                    .parse()
-                    .map_err(|e| format!("jwks_uri: {e}"))?;
+                let uri: Uri = r.jwks_uri.parse().map_err(|e| format!("jwks_uri: {e}"))?;
                 if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
                     return Err(format!("jwks_uri: {:?} is not an http(s) URL", r.jwks_uri));
                 }
@@ -272,7 +270,11 @@ impl Rule {
                 forward_original_token: r.forward_original_token,
                 output_payload_to_header,
                 output_claim_to_headers,
-                space_delimited: r.space_delimited_claims.iter().map(|c| Box::from(c.as_str())).collect(),
+                space_delimited: r
+                    .space_delimited_claims
+                    .iter()
+                    .map(|c| Box::from(c.as_str()))
+                    .collect(),
             },
             locations,
         ))

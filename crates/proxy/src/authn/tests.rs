@@ -23,7 +23,9 @@ struct Signer {
 
 fn signer(alg: Algorithm, kid: &str) -> Signer {
     let rcgen_alg = match alg {
-        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 => &rcgen::PKCS_RSA_SHA256,
+        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 => {
+            &rcgen::PKCS_RSA_SHA256
+        }
         Algorithm::ES256 => &rcgen::PKCS_ECDSA_P256_SHA256,
         Algorithm::ES384 => &rcgen::PKCS_ECDSA_P384_SHA384,
         Algorithm::EdDSA => &rcgen::PKCS_ED25519,
@@ -88,11 +90,18 @@ fn claims(extra: Value) -> Value {
 
 fn bearer(token: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    h.insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
     h
 }
 
-async fn check(a: &Authentication, uri: &str, headers: &mut HeaderMap) -> Result<Option<VerifiedJwt>, JwtError> {
+async fn check(
+    a: &Authentication,
+    uri: &str,
+    headers: &mut HeaderMap,
+) -> Result<Option<VerifiedJwt>, JwtError> {
     let uri: Uri = uri.parse().expect("uri");
     a.authenticate(&uri, headers).await
 }
@@ -112,9 +121,17 @@ async fn every_algorithm_verifies() {
         let a = authn(vec![rule(jwks(&[&s]))]);
         let mut headers = bearer(&s.token(&claims(json!({}))));
         let verified = check(&a, "/", &mut headers).await;
-        let verified = verified.unwrap_or_else(|e| panic!("{alg:?}: {e}")).expect("a token");
-        assert_eq!(&*verified.principal, "https://issuer.example.com/alice", "{alg:?}");
-        assert!(headers.get("authorization").is_none(), "token removed by default");
+        let verified = verified
+            .unwrap_or_else(|e| panic!("{alg:?}: {e}"))
+            .expect("a token");
+        assert_eq!(
+            &*verified.principal, "https://issuer.example.com/alice",
+            "{alg:?}"
+        );
+        assert!(
+            headers.get("authorization").is_none(),
+            "token removed by default"
+        );
     }
 }
 
@@ -129,15 +146,51 @@ async fn failures_carry_envoys_texts() {
     let now = jwt::now_secs();
     let ok = claims(json!({"aud": "api"}));
     let cases: Vec<(String, JwtError, &str)> = vec![
-        (s.token(&claims(json!({"aud": "api", "exp": now - 120}))), JwtError::Expired, "Jwt is expired"),
-        (s.token(&claims(json!({"aud": "api", "nbf": now + 600}))), JwtError::NotYetValid, "Jwt not yet valid"),
-        (s.token(&claims(json!({"aud": "api", "iss": "https://evil"}))), JwtError::UnknownIssuer, "Jwt issuer is not configured"),
-        (other.token(&ok), JwtError::VerificationFail, "Jwt verification fails"),
-        (signer(Algorithm::ES256, "k9").token(&ok), JwtError::KidAlgMismatch, "Jwks doesn't have key to match kid or alg from Jwt"),
-        (s.token(&claims(json!({"aud": "web"}))), JwtError::AudienceNotAllowed, "Audiences in Jwt are not allowed"),
-        ("not-a-jwt".into(), JwtError::BadFormat, "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections"),
-        (unsigned(&ok, "none"), JwtError::AlgNotImplemented, "Jwt header [alg] is not supported"),
-        (unsigned(&ok, "HS256"), JwtError::AlgNotImplemented, "Jwt header [alg] is not supported"),
+        (
+            s.token(&claims(json!({"aud": "api", "exp": now - 120}))),
+            JwtError::Expired,
+            "Jwt is expired",
+        ),
+        (
+            s.token(&claims(json!({"aud": "api", "nbf": now + 600}))),
+            JwtError::NotYetValid,
+            "Jwt not yet valid",
+        ),
+        (
+            s.token(&claims(json!({"aud": "api", "iss": "https://evil"}))),
+            JwtError::UnknownIssuer,
+            "Jwt issuer is not configured",
+        ),
+        (
+            other.token(&ok),
+            JwtError::VerificationFail,
+            "Jwt verification fails",
+        ),
+        (
+            signer(Algorithm::ES256, "k9").token(&ok),
+            JwtError::KidAlgMismatch,
+            "Jwks doesn't have key to match kid or alg from Jwt",
+        ),
+        (
+            s.token(&claims(json!({"aud": "web"}))),
+            JwtError::AudienceNotAllowed,
+            "Audiences in Jwt are not allowed",
+        ),
+        (
+            "not-a-jwt".into(),
+            JwtError::BadFormat,
+            "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections",
+        ),
+        (
+            unsigned(&ok, "none"),
+            JwtError::AlgNotImplemented,
+            "Jwt header [alg] is not supported",
+        ),
+        (
+            unsigned(&ok, "HS256"),
+            JwtError::AlgNotImplemented,
+            "Jwt header [alg] is not supported",
+        ),
     ];
     for (token, want, text) in cases {
         let got = check(&a, "/", &mut bearer(&token)).await.expect_err(text);
@@ -154,16 +207,24 @@ async fn failures_carry_envoys_texts() {
     let skewed = s.token(&claims(json!({"aud": ["x", "api"], "exp": now - 30})));
     assert!(check(&a, "/", &mut bearer(&skewed)).await.is_ok());
     // No token: passes with no identity.
-    assert!(matches!(check(&a, "/", &mut HeaderMap::new()).await, Ok(None)));
+    assert!(matches!(
+        check(&a, "/", &mut HeaderMap::new()).await,
+        Ok(None)
+    ));
 }
 
 /// A token with header `{"alg": alg}` and an empty signature.
 fn unsigned(claims: &Value, alg: &str) -> String {
     use base64::Engine;
     let b64 = |v: &Value| {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).expect("json"))
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(v).expect("json"))
     };
-    format!("{}.{}.", b64(&json!({"alg": alg, "typ": "JWT"})), b64(claims))
+    format!(
+        "{}.{}.",
+        b64(&json!({"alg": alg, "typ": "JWT"})),
+        b64(claims)
+    )
 }
 
 #[tokio::test]
@@ -193,34 +254,81 @@ async fn locations_and_outputs() {
     }]);
     let mut h = HeaderMap::new();
     h.insert("x-jwt", format!("Token {token}").parse().expect("header"));
-    let v = check(&custom, "/", &mut h).await.expect("valid").expect("token");
+    let v = check(&custom, "/", &mut h)
+        .await
+        .expect("valid")
+        .expect("token");
     assert_eq!(v.claim(&["group"]), Some(&json!("admin")));
     assert!(h.get("x-jwt").is_some(), "forwardOriginalToken keeps it");
-    assert_eq!(h.get("x-group").and_then(|v| v.to_str().ok()), Some("admin"));
+    assert_eq!(
+        h.get("x-group").and_then(|v| v.to_str().ok()),
+        Some("admin")
+    );
     assert_eq!(h.get("x-n").and_then(|v| v.to_str().ok()), Some("7"));
-    let payload = h.get("x-payload").and_then(|v| v.to_str().ok()).expect("payload header");
+    let payload = h
+        .get("x-payload")
+        .and_then(|v| v.to_str().ok())
+        .expect("payload header");
     assert_eq!(Some(payload), token.split('.').nth(1));
 
     let mut h = HeaderMap::new();
-    assert!(check(&custom, &format!("/x?a=1&jwt={token}"), &mut h).await.expect("valid").is_some());
+    assert!(
+        check(&custom, &format!("/x?a=1&jwt={token}"), &mut h)
+            .await
+            .expect("valid")
+            .is_some()
+    );
     let mut h = HeaderMap::new();
-    h.insert("cookie", format!("a=b; session={token}").parse().expect("header"));
+    h.insert(
+        "cookie",
+        format!("a=b; session={token}").parse().expect("header"),
+    );
     assert!(check(&custom, "/", &mut h).await.expect("valid").is_some());
     // Custom locations replace the defaults.
-    assert!(check(&custom, "/", &mut bearer(&token)).await.expect("ignored").is_none());
+    assert!(
+        check(&custom, "/", &mut bearer(&token))
+            .await
+            .expect("ignored")
+            .is_none()
+    );
 
     // Defaults: Authorization Bearer, then ?access_token=.
     let default = authn(vec![rule(jwks(&[&s]))]);
     let mut h = HeaderMap::new();
-    assert!(check(&default, &format!("/?access_token={token}"), &mut h).await.expect("valid").is_some());
+    assert!(
+        check(&default, &format!("/?access_token={token}"), &mut h)
+            .await
+            .expect("valid")
+            .is_some()
+    );
 }
 
 #[test]
 fn invalid_rules_are_rejected() {
     for (r, field) in [
-        (proto::JwtRule { issuer: ISSUER.into(), jwks: "{not json".into(), ..Default::default() }, "jwks"),
-        (proto::JwtRule { issuer: ISSUER.into(), jwks_uri: "ftp://x/keys".into(), ..Default::default() }, "jwks_uri"),
-        (proto::JwtRule { jwks: "{}".into(), ..Default::default() }, "issuer"),
+        (
+            proto::JwtRule {
+                issuer: ISSUER.into(),
+                jwks: "{not json".into(),
+                ..Default::default()
+            },
+            "jwks",
+        ),
+        (
+            proto::JwtRule {
+                issuer: ISSUER.into(),
+                jwks_uri: "ftp://x/keys".into(),
+                ..Default::default()
+            },
+            "jwks_uri",
+        ),
+        (
+            proto::JwtRule {
+                jwks: "{}".into(),
+                ..Default::default()
+            },
+            "issuer",
+        ),
         (
             proto::JwtRule {
                 issuer: ISSUER.into(),
@@ -230,7 +338,8 @@ fn invalid_rules_are_rejected() {
             "output_payload_to_header",
         ),
     ] {
-        let err = Authentication::from_proto(&proto::Authentication { jwt_rules: vec![r] }).expect_err(field);
+        let err = Authentication::from_proto(&proto::Authentication { jwt_rules: vec![r] })
+            .expect_err(field);
         assert!(err.contains(field), "{err}");
     }
 }
@@ -239,7 +348,9 @@ fn invalid_rules_are_rejected() {
 async fn jwks_server(body: String) -> (String, Arc<AtomicUsize>) {
     use http_body_util::Full;
     use hyper::service::service_fn;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
@@ -251,7 +362,11 @@ async fn jwks_server(body: String) -> (String, Arc<AtomicUsize>) {
                 let svc = service_fn(move |_req| {
                     counter.fetch_add(1, Ordering::SeqCst);
                     let body = body.clone();
-                    async move { Ok::<_, std::convert::Infallible>(::http::Response::new(Full::new(bytes::Bytes::from(body)))) }
+                    async move {
+                        Ok::<_, std::convert::Infallible>(::http::Response::new(Full::new(
+                            bytes::Bytes::from(body),
+                        )))
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
@@ -292,7 +407,9 @@ async fn jwks_uri_is_fetched_once_and_cached() {
         jwks_uri: "http://127.0.0.1:9/keys".into(),
         ..Default::default()
     }]);
-    let err = check(&dead, "/", &mut bearer(&s.token(&claims(json!({}))))).await.expect_err("no keys");
+    let err = check(&dead, "/", &mut bearer(&s.token(&claims(json!({})))))
+        .await
+        .expect_err("no keys");
     assert_eq!(err, JwtError::JwksFetchFail);
     assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
 }

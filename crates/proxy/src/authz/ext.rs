@@ -68,7 +68,10 @@ pub enum Verdict {
 impl ExtAuthz {
     pub fn from_proto(p: &proto::ExtAuthzHttp) -> Result<ExtAuthz, String> {
         if p.host.is_empty() || p.port == 0 {
-            return Err(format!("host and port must be set, found {:?}:{}", p.host, p.port));
+            return Err(format!(
+                "host and port must be set, found {:?}:{}",
+                p.host, p.port
+            ));
         }
         let address = HostPort::new(&p.host, p.port).map_err(|e| format!("host: {e}"))?;
         let status_on_error = match p.status_on_error {
@@ -83,7 +86,10 @@ impl ExtAuthz {
             None => DEFAULT_TIMEOUT,
         };
         if !p.path_prefix.is_empty() && !p.path_prefix.starts_with('/') {
-            return Err(format!("path_prefix: {:?} must start with /", p.path_prefix));
+            return Err(format!(
+                "path_prefix: {:?} must start with /",
+                p.path_prefix
+            ));
         }
         let mut additional_headers = HeaderMap::new();
         for (k, v) in &p.include_additional_headers_in_check {
@@ -93,7 +99,11 @@ impl ExtAuthz {
                 .map_err(|_| format!("include_additional_headers_in_check[{k}]: invalid value"))?;
             additional_headers.insert(name, value);
         }
-        let list = |l: &[String]| l.iter().map(|h| StrMatch::parse(&h.to_ascii_lowercase())).collect();
+        let list = |l: &[String]| {
+            l.iter()
+                .map(|h| StrMatch::parse(&h.to_ascii_lowercase()))
+                .collect()
+        };
         Ok(ExtAuthz {
             provider: p.provider.clone(),
             cluster: p.cluster.clone(),
@@ -119,7 +129,8 @@ impl ExtAuthz {
         headers: &HeaderMap,
         state: &ProxyState,
     ) -> Verdict {
-        let result = tokio::time::timeout(self.timeout, self.call(method, uri, headers, state)).await;
+        let result =
+            tokio::time::timeout(self.timeout, self.call(method, uri, headers, state)).await;
         let failure = match result {
             Ok(Ok(verdict)) => return verdict,
             Ok(Err(e)) => e,
@@ -204,7 +215,10 @@ impl ExtAuthz {
         };
         snapshot
             .upstream(&self.cluster)
-            .and_then(|u| u.pick(&ctx, &[]).map(|p| p.endpoint.address.authority.to_string()))
+            .and_then(|u| {
+                u.pick(&ctx, &[])
+                    .map(|p| p.endpoint.address.authority.to_string())
+            })
             .unwrap_or_else(|| self.address.authority.to_string())
     }
 
@@ -227,7 +241,12 @@ fn pick(from: &HeaderMap, list: &[StrMatch], all_when_empty: bool) -> HeaderMap 
     for (name, value) in from {
         let skip = matches!(
             name.as_str(),
-            "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "date" | "server"
+            "content-length"
+                | "transfer-encoding"
+                | "connection"
+                | "keep-alive"
+                | "date"
+                | "server"
         );
         let wanted = if list.is_empty() {
             all_when_empty

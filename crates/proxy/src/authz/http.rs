@@ -66,7 +66,11 @@ fn jwt_rejection<B>(e: JwtError, req: &Request<B>) -> Rejection {
 /// Runs the listener's authentication and authorization on `req`. Callers
 /// check first that the listener has either (a listener with neither costs
 /// nothing).
-pub(crate) async fn guard<B>(req: &mut Request<B>, listener: &Listener, conn: &ConnInfo) -> Result<(), Rejection> {
+pub(crate) async fn guard<B>(
+    req: &mut Request<B>,
+    listener: &Listener,
+    conn: &ConnInfo,
+) -> Result<(), Rejection> {
     let mut jwt: Option<Arc<VerifiedJwt>> = None;
     if let Some(authn) = &listener.authentication {
         let uri = req.uri().clone();
@@ -99,7 +103,11 @@ fn attributes<'a, B>(
         .uri()
         .authority()
         .map(|a| a.as_str())
-        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
         .unwrap_or_default();
     Attributes {
         peer_principal: conn.peer_principal.as_deref(),
@@ -129,14 +137,19 @@ async fn authorize<B>(
     if authz.has_custom() {
         let custom = {
             let attrs = attributes(req, &path, conn, port, jwt);
-            authz.custom_match(&attrs).map(|p| (p.name.clone(), p.ext_authz.clone()))
+            authz
+                .custom_match(&attrs)
+                .map(|p| (p.name.clone(), p.ext_authz.clone()))
         };
         if let Some((name, ext)) = custom {
             let Some(ext) = ext else {
                 tracing::info!(target: "weft::authz", policy = %name, "CUSTOM provider unusable: denied (fail closed)");
                 return Err(rbac_denied());
             };
-            match ext.check(req.method(), req.uri(), req.headers(), &conn.state).await {
+            match ext
+                .check(req.method(), req.uri(), req.headers(), &conn.state)
+                .await
+            {
                 Verdict::Allow { upstream, .. } => {
                     let headers = req.headers_mut();
                     for name in upstream.keys() {

@@ -205,9 +205,9 @@ pub fn unmap(ip: IpAddr) -> IpAddr {
 /// is already normal (the common case: no allocation).
 pub fn normalize_path(path: &str) -> std::borrow::Cow<'_, str> {
     let path = path.split(['?', '#']).next().unwrap_or(path);
-    let dotted = path
-        .split('/')
-        .any(|s| s == "." || s == ".." || s.eq_ignore_ascii_case("%2e") || s.eq_ignore_ascii_case("%2e%2e"));
+    let dotted = path.split('/').any(|s| {
+        s == "." || s == ".." || s.eq_ignore_ascii_case("%2e") || s.eq_ignore_ascii_case("%2e%2e")
+    });
     if !dotted {
         return std::borrow::Cow::Borrowed(path);
     }
@@ -284,8 +284,11 @@ mod tests {
 
     #[test]
     fn ip_blocks() {
-        let b = IpBlocks::new(&["10.0.0.0/8".into(), "192.168.1.1".into()], &["10.9.0.0/16".into()])
-            .expect("blocks");
+        let b = IpBlocks::new(
+            &["10.0.0.0/8".into(), "192.168.1.1".into()],
+            &["10.9.0.0/16".into()],
+        )
+        .expect("blocks");
         assert!(b.check(ip("10.1.2.3")));
         assert!(b.check(ip("192.168.1.1")));
         assert!(b.check(ip("::ffff:10.1.2.3")), "mapped IPv4");

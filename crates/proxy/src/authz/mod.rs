@@ -22,8 +22,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use weft_xds::proto;
 
-pub use policy::{Attributes, HttpAttributes};
 use policy::Rule;
+pub use policy::{Attributes, HttpAttributes};
 
 /// The compiled `Authorization` of one listener.
 #[derive(Debug, Serialize)]
@@ -95,7 +95,8 @@ impl Authorization {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                Policy::from_proto(p).map_err(|e| format!("authorization.policies[{i}] ({}): {e}", p.name))
+                Policy::from_proto(p)
+                    .map_err(|e| format!("authorization.policies[{i}] ({}): {e}", p.name))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Authorization {
@@ -165,14 +166,22 @@ impl Authorization {
     /// What the dry-run policies would have decided on their own, as
     /// Istio's shadow rules report it.
     fn log_shadow(&self, a: &Attributes<'_>) {
-        let shadow = |action| self.policies.iter().filter(move |p| p.dry_run && p.action == action);
+        let shadow = |action| {
+            self.policies
+                .iter()
+                .filter(move |p| p.dry_run && p.action == action)
+        };
         if let Some(p) = shadow(Action::Deny).find(|p| p.matches(a)) {
             tracing::info!(target: "weft::authz", policy = %p.name, result = "denied", "dry-run DENY policy matched (not enforced)");
         }
         let mut allows = shadow(Action::Allow).peekable();
         if allows.peek().is_some() {
             let matched = allows.find(|p| p.matches(a));
-            let result = if matched.is_some() { "allowed" } else { "denied" };
+            let result = if matched.is_some() {
+                "allowed"
+            } else {
+                "denied"
+            };
             let policy = matched.map_or("none", |p| &*p.name);
             tracing::info!(target: "weft::authz", %policy, result, "dry-run ALLOW policies evaluated (not enforced)");
         }

@@ -349,7 +349,12 @@ impl Condition {
             Key::ConnectionSni => v.check(a.sni),
             Key::Experimental => false,
             Key::RequestHeader(name) => match a.http.as_ref() {
-                Some(h) => v.check_any(|| h.headers.get_all(name).iter().filter_map(|v| v.to_str().ok())),
+                Some(h) => v.check_any(|| {
+                    h.headers
+                        .get_all(name)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                }),
                 None => v.check(None),
             },
             Key::AuthPrincipal => v.check(a.jwt().map(|j| &*j.principal)),

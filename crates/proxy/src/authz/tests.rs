@@ -93,7 +93,7 @@ impl Req {
             destination: Some(SocketAddr::from(([10, 0, 0, 9], self.port))),
             port: self.port,
             sni: None,
-            http: self.http.then(|| HttpAttributes {
+            http: self.http.then_some(HttpAttributes {
                 method: self.method,
                 path: self.path,
                 host: self.host,
@@ -135,7 +135,11 @@ fn empty_allow_denies_all_empty_rule_allows_all() {
 #[test]
 fn deny_wins_over_allow_and_allow_list_is_exclusive() {
     let e = engine(vec![
-        policy("ns/allow-all", AuthzAction::Allow, vec![proto::AuthzRule::default()]),
+        policy(
+            "ns/allow-all",
+            AuthzAction::Allow,
+            vec![proto::AuthzRule::default()],
+        ),
         policy(
             "ns/deny-admin",
             AuthzAction::Deny,
@@ -176,21 +180,48 @@ fn operation_fields() {
         hosts: strings(&["APP.shop", "*.example.com"]),
         ..Default::default()
     });
-    assert!(Req::default().allowed(&hosts), "host without port, case-insensitive");
-    assert!(Req { host: "www.EXAMPLE.com", ..Default::default() }.allowed(&hosts));
-    assert!(!Req { host: "other:8080", ..Default::default() }.allowed(&hosts));
+    assert!(
+        Req::default().allowed(&hosts),
+        "host without port, case-insensitive"
+    );
+    assert!(
+        Req {
+            host: "www.EXAMPLE.com",
+            ..Default::default()
+        }
+        .allowed(&hosts)
+    );
+    assert!(
+        !Req {
+            host: "other:8080",
+            ..Default::default()
+        }
+        .allowed(&hosts)
+    );
     let not_hosts = op(proto::AuthzOperation {
         not_hosts: strings(&["evil.com"]),
         ..Default::default()
     });
-    assert!(!Req { host: "EVIL.com", ..Default::default() }.allowed(&not_hosts));
+    assert!(
+        !Req {
+            host: "EVIL.com",
+            ..Default::default()
+        }
+        .allowed(&not_hosts)
+    );
 
     let ports = op(proto::AuthzOperation {
         ports: strings(&["8080"]),
         ..Default::default()
     });
     assert!(Req::default().allowed(&ports));
-    assert!(!Req { port: 9090, ..Default::default() }.allowed(&ports));
+    assert!(
+        !Req {
+            port: 9090,
+            ..Default::default()
+        }
+        .allowed(&ports)
+    );
     let not_ports = op(proto::AuthzOperation {
         not_ports: strings(&["8080"]),
         ..Default::default()
@@ -203,8 +234,20 @@ fn operation_fields() {
         ..Default::default()
     });
     assert!(Req::default().allowed(&methods));
-    assert!(!Req { method: "HEAD", ..Default::default() }.allowed(&methods));
-    assert!(!Req { method: "DELETE", ..Default::default() }.allowed(&methods));
+    assert!(
+        !Req {
+            method: "HEAD",
+            ..Default::default()
+        }
+        .allowed(&methods)
+    );
+    assert!(
+        !Req {
+            method: "DELETE",
+            ..Default::default()
+        }
+        .allowed(&methods)
+    );
 
     let paths = op(proto::AuthzOperation {
         paths: strings(&["/api/{*}/items", "/static/{**}", "/exact", "*.png"]),
@@ -221,7 +264,15 @@ fn operation_fields() {
         ("/img/logo.png", true),
         ("/other", false),
     ] {
-        assert_eq!(Req { path, ..Default::default() }.allowed(&paths), ok, "{path}");
+        assert_eq!(
+            Req {
+                path,
+                ..Default::default()
+            }
+            .allowed(&paths),
+            ok,
+            "{path}"
+        );
     }
 }
 
@@ -233,9 +284,24 @@ fn source_fields() {
         not_principals: strings(&["cluster.local/ns/web/sa/intruder"]),
         ..Default::default()
     });
-    assert!(Req { peer: Some("cluster.local/ns/web/sa/frontend"), ..Default::default() }.allowed(&principals));
-    assert!(!Req { peer: Some("cluster.local/ns/web/sa/intruder"), ..Default::default() }.allowed(&principals));
-    assert!(!Req::default().allowed(&principals), "no mTLS, no principal");
+    assert!(
+        Req {
+            peer: Some("cluster.local/ns/web/sa/frontend"),
+            ..Default::default()
+        }
+        .allowed(&principals)
+    );
+    assert!(
+        !Req {
+            peer: Some("cluster.local/ns/web/sa/intruder"),
+            ..Default::default()
+        }
+        .allowed(&principals)
+    );
+    assert!(
+        !Req::default().allowed(&principals),
+        "no mTLS, no principal"
+    );
     let any_peer = src(proto::AuthzSource {
         principals: strings(&["*"]),
         ..Default::default()
@@ -247,17 +313,53 @@ fn source_fields() {
         not_namespaces: strings(&["team-x"]),
         ..Default::default()
     });
-    assert!(Req { peer: Some("td/ns/web/sa/a"), ..Default::default() }.allowed(&namespaces));
-    assert!(Req { peer: Some("td/ns/team-a/sa/a"), ..Default::default() }.allowed(&namespaces));
-    assert!(!Req { peer: Some("td/ns/team-x/sa/a"), ..Default::default() }.allowed(&namespaces));
-    assert!(!Req { peer: Some("td/ns/other/sa/a"), ..Default::default() }.allowed(&namespaces));
+    assert!(
+        Req {
+            peer: Some("td/ns/web/sa/a"),
+            ..Default::default()
+        }
+        .allowed(&namespaces)
+    );
+    assert!(
+        Req {
+            peer: Some("td/ns/team-a/sa/a"),
+            ..Default::default()
+        }
+        .allowed(&namespaces)
+    );
+    assert!(
+        !Req {
+            peer: Some("td/ns/team-x/sa/a"),
+            ..Default::default()
+        }
+        .allowed(&namespaces)
+    );
+    assert!(
+        !Req {
+            peer: Some("td/ns/other/sa/a"),
+            ..Default::default()
+        }
+        .allowed(&namespaces)
+    );
 
     let accounts = src(proto::AuthzSource {
         service_account_principals: strings(&["cluster.local/ns/web/sa/frontend"]),
         ..Default::default()
     });
-    assert!(Req { peer: Some("cluster.local/ns/web/sa/frontend"), ..Default::default() }.allowed(&accounts));
-    assert!(!Req { peer: Some("cluster.local/ns/web/sa/frontendx"), ..Default::default() }.allowed(&accounts));
+    assert!(
+        Req {
+            peer: Some("cluster.local/ns/web/sa/frontend"),
+            ..Default::default()
+        }
+        .allowed(&accounts)
+    );
+    assert!(
+        !Req {
+            peer: Some("cluster.local/ns/web/sa/frontendx"),
+            ..Default::default()
+        }
+        .allowed(&accounts)
+    );
 
     let blocks = src(proto::AuthzSource {
         ip_blocks: strings(&["10.0.0.0/8"]),
@@ -265,13 +367,31 @@ fn source_fields() {
         ..Default::default()
     });
     assert!(Req::default().allowed(&blocks));
-    assert!(!Req { source: "10.9.1.1", ..Default::default() }.allowed(&blocks));
-    assert!(!Req { source: "192.168.0.1", ..Default::default() }.allowed(&blocks));
+    assert!(
+        !Req {
+            source: "10.9.1.1",
+            ..Default::default()
+        }
+        .allowed(&blocks)
+    );
+    assert!(
+        !Req {
+            source: "192.168.0.1",
+            ..Default::default()
+        }
+        .allowed(&blocks)
+    );
     let remote = src(proto::AuthzSource {
         remote_ip_blocks: strings(&["192.168.0.0/16"]),
         ..Default::default()
     });
-    assert!(Req { source: "192.168.3.4", ..Default::default() }.allowed(&remote));
+    assert!(
+        Req {
+            source: "192.168.3.4",
+            ..Default::default()
+        }
+        .allowed(&remote)
+    );
     assert!(!Req::default().allowed(&remote));
 
     let requested = src(proto::AuthzSource {
@@ -298,7 +418,13 @@ fn source_fields() {
         ..Default::default()
     });
     assert!(!Req::default().allowed(&both));
-    assert!(Req { peer: Some("td/ns/web/sa/a"), ..Default::default() }.allowed(&both));
+    assert!(
+        Req {
+            peer: Some("td/ns/web/sa/a"),
+            ..Default::default()
+        }
+        .allowed(&both)
+    );
 }
 
 #[test]
@@ -307,8 +433,10 @@ fn when_keys() {
     headers.insert("x-token", "abc-123".parse().expect("value"));
     headers.append("x-multi", "one".parse().expect("value"));
     headers.append("x-multi", "two".parse().expect("value"));
-    let token = jwt(json!({"iss": "https://idp", "sub": "alice", "aud": ["a", "b"], "azp": "web",
-        "groups": ["dev", "admin"], "org": {"team": "blue"}, "scope": "read write"}));
+    let token = jwt(
+        json!({"iss": "https://idp", "sub": "alice", "aud": ["a", "b"], "azp": "web",
+        "groups": ["dev", "admin"], "org": {"team": "blue"}, "scope": "read write"}),
+    );
     let req = Req {
         headers,
         peer: Some("cluster.local/ns/web/sa/frontend"),
@@ -325,7 +453,12 @@ fn when_keys() {
         ("source.ip", &[], &["10.1.2.3"], false),
         ("remote.ip", &["10.1.2.3"], &[], true),
         ("source.namespace", &["web"], &[], true),
-        ("source.principal", &["cluster.local/ns/web/sa/frontend"], &[], true),
+        (
+            "source.principal",
+            &["cluster.local/ns/web/sa/frontend"],
+            &[],
+            true,
+        ),
         ("source.principal", &["*/sa/admin"], &[], false),
         ("request.auth.principal", &["https://idp/alice"], &[], true),
         ("request.auth.audiences", &["b"], &[], true),
@@ -344,18 +477,33 @@ fn when_keys() {
     ];
     for (key, values, not_values, expected) in cases {
         let e = allow(when(key, values, not_values));
-        assert_eq!(req.allowed(&e), *expected, "{key} {values:?} {not_values:?}");
+        assert_eq!(
+            req.allowed(&e),
+            *expected,
+            "{key} {values:?} {not_values:?}"
+        );
     }
     let no_token = Req::default();
     assert!(!no_token.allowed(&allow(when("request.auth.claims[groups]", &["admin"], &[]))));
     // Bad keys and values are config errors (NACK).
-    for (key, values) in [("request.nonsense", "x"), ("source.ip", "not-an-ip"), ("destination.port", "http")] {
+    for (key, values) in [
+        ("request.nonsense", "x"),
+        ("source.ip", "not-an-ip"),
+        ("destination.port", "http"),
+    ] {
         let bad = Authorization::from_proto(&proto::Authorization {
-            policies: vec![policy("ns/bad", AuthzAction::Allow, vec![when(key, &[values], &[])])],
+            policies: vec![policy(
+                "ns/bad",
+                AuthzAction::Allow,
+                vec![when(key, &[values], &[])],
+            )],
             ..Default::default()
         });
         let err = bad.expect_err(key);
-        assert!(err.contains("policies[0]") && err.contains("when[0]"), "{err}");
+        assert!(
+            err.contains("policies[0]") && err.contains("when[0]"),
+            "{err}"
+        );
     }
 }
 
@@ -372,9 +520,19 @@ fn tcp_http_only_fields() {
     // ALLOW with an HTTP-only field never matches on TCP ...
     assert!(!tcp.allowed(&allow(to(methods.clone()))));
     // ... a DENY with one matches (the field is skipped) ...
-    let deny = engine(vec![policy("ns/deny-get", AuthzAction::Deny, vec![to(methods.clone())])]);
+    let deny = engine(vec![policy(
+        "ns/deny-get",
+        AuthzAction::Deny,
+        vec![to(methods.clone())],
+    )]);
     assert!(!tcp.allowed(&deny));
-    assert!(Req { method: "POST", ..Default::default() }.allowed(&deny));
+    assert!(
+        Req {
+            method: "POST",
+            ..Default::default()
+        }
+        .allowed(&deny)
+    );
     // ... but its other fields still apply.
     let deny_port = engine(vec![policy(
         "ns/deny-get-9090",
@@ -391,7 +549,14 @@ fn tcp_http_only_fields() {
         ..Default::default()
     }));
     assert!(tcp.allowed(&by_ip));
-    assert!(!Req { http: false, source: "8.8.8.8", ..Default::default() }.allowed(&by_ip));
+    assert!(
+        !Req {
+            http: false,
+            source: "8.8.8.8",
+            ..Default::default()
+        }
+        .allowed(&by_ip)
+    );
     let claims = engine(vec![policy(
         "ns/deny-claim",
         AuthzAction::Deny,
@@ -402,13 +567,24 @@ fn tcp_http_only_fields() {
 
 #[test]
 fn dry_run_and_audit_never_deny() {
-    let mut shadow = policy("ns/shadow-deny", AuthzAction::Deny, vec![proto::AuthzRule::default()]);
+    let mut shadow = policy(
+        "ns/shadow-deny",
+        AuthzAction::Deny,
+        vec![proto::AuthzRule::default()],
+    );
     shadow.dry_run = true;
     let mut shadow_allow = policy("ns/shadow-allow", AuthzAction::Allow, vec![]);
     shadow_allow.dry_run = true;
-    let audit = policy("ns/audit", AuthzAction::Audit, vec![proto::AuthzRule::default()]);
+    let audit = policy(
+        "ns/audit",
+        AuthzAction::Audit,
+        vec![proto::AuthzRule::default()],
+    );
     let e = engine(vec![shadow, shadow_allow, audit]);
-    assert!(Req::default().allowed(&e), "shadow policies are not enforced");
+    assert!(
+        Req::default().allowed(&e),
+        "shadow policies are not enforced"
+    );
     // A dry-run ALLOW does not turn on default-deny either.
     let mut only_shadow_allow = policy("ns/s", AuthzAction::Allow, vec![]);
     only_shadow_allow.dry_run = true;

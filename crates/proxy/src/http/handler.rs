@@ -196,14 +196,20 @@ fn rejection(r: crate::authz::http::Rejection) -> Outcome {
     let mut response = local_bytes(r.status, r.body);
     let headers = response.headers_mut();
     headers.extend(r.headers);
-    if !hyper::body::Body::is_end_stream(response.body()) && !response.headers().contains_key(header::CONTENT_TYPE) {
+    if !hyper::body::Body::is_end_stream(response.body())
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     }
     Outcome {
         response,
-        flags: if r.ext_authz { Flags::UAEX } else { Flags::NONE },
+        flags: if r.ext_authz {
+            Flags::UAEX
+        } else {
+            Flags::NONE
+        },
         cluster: NAMES.none.clone(),
     }
 }

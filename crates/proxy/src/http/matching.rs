@@ -205,4 +205,47 @@ mod tests {
         assert!(!matches(&m, &view("/U/12", Some("v=2"), &h)));
         assert!(!matches(&m, &view("/U/12/x", Some("v=2&debug"), &h)));
     }
+
+    #[test]
+    fn claims_match_verified_jwt_only() {
+        use crate::config::route::ClaimMatcher;
+        let serde_json::Value::Object(payload) = serde_json::json!({
+            "iss": "i", "sub": "s", "group": "admin", "roles": ["dev", "ops"], "org": {"team": "blue"}
+        }) else {
+            panic!("object")
+        };
+        let jwt = VerifiedJwt::new(payload, std::sync::Arc::from(Vec::<Box<str>>::new()));
+        let claim = |path: &[&str], value: Option<&str>| ClaimMatcher {
+            path: path.iter().map(|s| s.to_string()).collect(),
+            value: value.map(|v| StringMatcher::Exact(v.into())),
+        };
+        let h = HeaderMap::new();
+        let m = RouteMatch {
+            claims: vec![
+                claim(&["group"], Some("admin")),
+                claim(&["org", "team"], Some("blue")),
+            ],
+            ..Default::default()
+        };
+        let mut v = view("/", None, &h);
+        assert!(!matches(&m, &v), "no verified token, no claim");
+        v.claims = Some(&jwt);
+        assert!(matches(&m, &v));
+        let list = RouteMatch {
+            claims: vec![claim(&["roles"], Some("ops"))],
+            without_claims: vec![claim(&["banned"], None)],
+            ..Default::default()
+        };
+        assert!(matches(&list, &v), "a list claim matches any element");
+        let wrong = RouteMatch {
+            claims: vec![claim(&["group"], Some("dev"))],
+            ..Default::default()
+        };
+        assert!(!matches(&wrong, &v));
+        let without = RouteMatch {
+            without_claims: vec![claim(&["group"], None)],
+            ..Default::default()
+        };
+        assert!(!matches(&without, &v));
+    }
 }

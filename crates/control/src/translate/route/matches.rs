@@ -67,7 +67,9 @@ fn header_matches(map: &BTreeMap<String, ApiMatch>) -> Vec<HeaderMatch> {
 fn header_name(k: &str) -> String {
     const CLAIMS: &str = "@request.auth.claims.";
     match k.get(..CLAIMS.len()) {
-        Some(head) if head.eq_ignore_ascii_case(CLAIMS) => format!("{CLAIMS}{}", &k[CLAIMS.len()..]),
+        Some(head) if head.eq_ignore_ascii_case(CLAIMS) => {
+            format!("{CLAIMS}{}", &k[CLAIMS.len()..])
+        }
         _ => k.to_ascii_lowercase(),
     }
 }

@@ -21,17 +21,17 @@ pub(super) fn authentication(view: &ProxyView<'_>) -> Option<Authentication> {
         .iter()
         .flat_map(|p| {
             let origin = p.reference();
-            p.spec
-                .jwt_rules
-                .iter()
-                .map(move |r| jwt_rule(r, &origin))
+            p.spec.jwt_rules.iter().map(move |r| jwt_rule(r, &origin))
         })
         .collect();
     (!jwt_rules.is_empty()).then_some(Authentication { jwt_rules })
 }
 
 fn jwt_rule(r: &ApiJwtRule, origin: &str) -> JwtRule {
-    let timeout = r.timeout.as_ref().map_or(DEFAULT_JWKS_TIMEOUT, |t| t.as_std());
+    let timeout = r
+        .timeout
+        .as_ref()
+        .map_or(DEFAULT_JWKS_TIMEOUT, |t| t.as_std());
     JwtRule {
         issuer: r.issuer.clone(),
         audiences: r.audiences.clone(),

@@ -10,8 +10,8 @@ use weft_api::security::authorization_policy::{
     Action, AuthorizationPolicy, Condition, Operation, Rule, Source,
 };
 use weft_xds::proto::{
-    AuthzAction, AuthzCondition, AuthzOperation, AuthzPolicy, AuthzRule, AuthzSource,
-    Authorization, ExtAuthzHttp,
+    Authorization, AuthzAction, AuthzCondition, AuthzOperation, AuthzPolicy, AuthzRule,
+    AuthzSource, ExtAuthzHttp,
 };
 
 use super::index::PolicyEntry;
@@ -238,7 +238,10 @@ fn ext_authz_http(
         .or_else(|| registry.lookup(&host, view.namespace()))
         .ok_or_else(|| format!("extension provider {name:?}: service {host:?} not found"))?;
     if p.port == 0 || p.port > u32::from(u16::MAX) {
-        return Err(format!("extension provider {name:?}: invalid port {}", p.port));
+        return Err(format!(
+            "extension provider {name:?}: invalid port {}",
+            p.port
+        ));
     }
     let status_on_error = if p.status_on_error.is_empty() {
         0

@@ -71,7 +71,10 @@ fn inbound(config: &str, proxy: &ProxyId) -> Vec<Listener> {
         .iter()
         .map(|r| Listener::decode(r.body.value.as_slice()).expect("listener"))
         .collect();
-    for l in all.iter().filter(|l| l.direction != Direction::Inbound as i32) {
+    for l in all
+        .iter()
+        .filter(|l| l.direction != Direction::Inbound as i32)
+    {
         assert!(
             l.authorization.is_none() && l.authentication.is_none(),
             "{}: security on a non-inbound listener",
@@ -257,7 +260,10 @@ fn custom_provider_resolution() {
     let http = p.ext_authz_http.as_ref().expect("resolved provider");
     assert_eq!(http.host, "ext-authz.auth.svc.cluster.local");
     assert_eq!(http.port, 8000);
-    assert_eq!(http.cluster, "outbound|8000||ext-authz.auth.svc.cluster.local");
+    assert_eq!(
+        http.cluster,
+        "outbound|8000||ext-authz.auth.svc.cluster.local"
+    );
     assert_eq!(http.path_prefix, "/check");
     assert_eq!(http.status_on_error, 503);
     assert_eq!(http.include_request_headers_in_check, ["x-ext-authz"]);
@@ -326,7 +332,10 @@ spec:
   jwtRules: [{issuer: "other"}]
 "#;
     let listeners = inbound(config, &proxy("shop", &[("app", "app")]));
-    let authn = listeners[0].authentication.as_ref().expect("authentication");
+    let authn = listeners[0]
+        .authentication
+        .as_ref()
+        .expect("authentication");
     let issuers: Vec<&str> = authn.jwt_rules.iter().map(|r| r.issuer.as_str()).collect();
     assert_eq!(issuers, ["https://mesh.example.com", "issuer-foo"]);
     let rule = &authn.jwt_rules[1];
