@@ -2,6 +2,7 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
+        "proto/weft/xds/v1/authz.proto",
         "proto/weft/xds/v1/resources.proto",
         "proto/weft/xds/v1/debug.proto",
     ];

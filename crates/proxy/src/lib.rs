@@ -23,6 +23,8 @@
 //! ```
 
 pub mod admin;
+pub mod authn;
+pub mod authz;
 pub mod config;
 mod detect;
 mod http;

@@ -37,9 +37,9 @@ pub(crate) struct ConnInfo {
     pub local: Option<SocketAddr>,
     /// The downstream peer (TCP connections only; None on the listener's own copy).
     pub peer: Option<SocketAddr>,
-    /// The peer's verified SPIFFE ID without `spiffe://`
-    /// (`<td>/ns/<ns>/sa/<sa>`), on mTLS connections only.
-    #[allow(dead_code)] // read by authorization, filled by mTLS (both in progress)
+    /// The peer's SPIFFE identity without `spiffe://` (`<td>/ns/<ns>/sa/<sa>`),
+    /// when it authenticated with mTLS; AuthorizationPolicy principals and
+    /// namespaces match against it. None until mTLS terminates here.
     pub peer_principal: Option<Arc<str>>,
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use http::HeaderMap;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::authz::Attributes;
 use crate::config::cluster::DEFAULT_CONNECT_TIMEOUT;
 use crate::config::listener::{Direction, Listener};
 use crate::listeners::ConnInfo;
@@ -33,6 +34,14 @@ pub(crate) async fn serve<S>(
         let Some(app) = &listener.default_endpoint else {
             return;
         };
+        // AuthorizationPolicy at connection time (no request: Istio's TCP rules).
+        if listener.direction == Direction::Inbound
+            && let Some(authz) = &listener.authorization
+            && let Err(denied) = authz.check(&tcp_attributes(&conn, &listener, server_name))
+        {
+            tracing::info!(target: "weft::access", listener = %listener.name, detail = %denied.detail(), "RBAC: connection denied");
+            return;
+        }
         let mut upstream = match connect_tcp(&app.host, app.port, DEFAULT_CONNECT_TIMEOUT).await {
             Ok(s) => s,
             Err(e) => {
@@ -42,14 +51,24 @@ pub(crate) async fn serve<S>(
             }
         };
         state.metrics().tcp_connection(&listener.name);
-        splice(
+        let spliced = splice(
             &mut downstream,
             &mut upstream,
             &listener,
             &listener.name,
             None,
-        )
-        .await;
+        );
+        if listener.direction != Direction::Inbound {
+            spliced.await;
+            return;
+        }
+        // A policy change may revoke an open connection: closed when it does.
+        tokio::select! {
+            () = spliced => {}
+            () = revoked(&conn, &listener.name, server_name) => {
+                tracing::info!(target: "weft::access", listener = %listener.name, "RBAC: connection closed, no longer allowed");
+            }
+        }
         return;
     }
     let snapshot = state.snapshot();
@@ -110,6 +129,45 @@ pub(crate) async fn serve<S>(
         Some(idle_timeout),
     )
     .await;
+}
+
+/// What a TCP connection offers AuthorizationPolicy: no request, so
+/// HTTP-only fields make ALLOW rules fail and are skipped in DENY rules.
+fn tcp_attributes<'a>(
+    conn: &'a ConnInfo,
+    listener: &Listener,
+    server_name: Option<&'a str>,
+) -> Attributes<'a> {
+    Attributes {
+        peer_principal: conn.peer_principal.as_deref(),
+        source: conn.peer.map(|p| p.ip()),
+        destination: conn.local,
+        port: listener.local_port(conn.local),
+        sni: server_name,
+        http: None,
+    }
+}
+
+/// Resolves when the listener's current policies deny this connection,
+/// checked after every config swap. Never resolves otherwise.
+async fn revoked(conn: &ConnInfo, name: &str, server_name: Option<&str>) {
+    let mut swaps = conn.state.watch();
+    swaps.borrow_and_update();
+    while swaps.changed().await.is_ok() {
+        let snapshot = conn.state.snapshot();
+        let Some(listener) = snapshot.listener(name) else {
+            // Removed: the connection drains as any other does.
+            continue;
+        };
+        if let Some(authz) = &listener.authorization
+            && authz
+                .check(&tcp_attributes(conn, listener, server_name))
+                .is_err()
+        {
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 async fn splice<S>(

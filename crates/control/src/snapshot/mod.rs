@@ -19,6 +19,7 @@ pub use self::sidecars::{SidecarEntry, Sidecars};
 pub use self::virtual_services::{MESH_GATEWAY, VirtualServices, VsEntry, binds_mesh};
 use crate::registry::Registry;
 use crate::translate::Cache;
+use crate::translate::security::SecurityPolicies;
 
 /// Default outbound (forward-proxy) port: Istio's `proxyListenPort`.
 pub const DEFAULT_OUTBOUND_PORT: u32 = 15001;
@@ -31,6 +32,8 @@ pub struct PushSnapshot {
     pub virtual_services: VirtualServices,
     pub destination_rules: DestinationRules,
     pub sidecars: Sidecars,
+    /// AuthorizationPolicies and RequestAuthentications by namespace.
+    pub security: SecurityPolicies,
     /// Where each proxy's forward proxy listens (the proxy's `--outbound-port`).
     pub outbound_port: u32,
     /// How many resources the snapshot was built from.
@@ -69,6 +72,7 @@ impl PushSnapshot {
         let virtual_services = VirtualServices::build(resources, &vs_export);
         let destination_rules = DestinationRules::build(resources, &dr_export);
         let sidecars = Sidecars::build(resources);
+        let security = SecurityPolicies::build(resources);
         let mesh_port = u32::try_from(mesh.proxy_listen_port)
             .ok()
             .filter(|p| *p != 0);
@@ -79,6 +83,7 @@ impl PushSnapshot {
             virtual_services,
             destination_rules,
             sidecars,
+            security,
             resource_count: resources.len(),
             build_time: started.elapsed(),
             cache: Cache::default(),

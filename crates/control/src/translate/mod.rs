@@ -12,6 +12,7 @@ mod intern;
 mod listener;
 mod route;
 mod scope;
+pub(crate) mod security;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -26,6 +26,10 @@ pub struct Listener {
     /// Inbound: where the application listens.
     pub default_endpoint: Option<HostPort>,
     pub service_port: u16,
+    /// Inbound: AuthorizationPolicies (None: every request is allowed).
+    pub authorization: Option<Arc<crate::authz::Authorization>>,
+    /// Inbound: RequestAuthentication JWT rules (None: tokens are ignored).
+    pub authentication: Option<Arc<crate::authn::Authentication>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -157,6 +161,16 @@ impl Listener {
         } else {
             None
         };
+        let authorization = l
+            .authorization
+            .as_ref()
+            .map(|a| crate::authz::Authorization::from_proto(a).map(Arc::new))
+            .transpose()?;
+        let authentication = l
+            .authentication
+            .as_ref()
+            .map(|a| crate::authn::Authentication::from_proto(a).map(Arc::new))
+            .transpose()?;
         Ok(Listener {
             name: Arc::from(name),
             bind,
@@ -168,6 +182,8 @@ impl Listener {
             forward_proxy: l.forward_proxy,
             default_endpoint,
             service_port,
+            authorization,
+            authentication,
         })
     }
 
@@ -262,5 +278,42 @@ mod tests {
         let all = Subnet::parse("0.0.0.0/0").expect("valid");
         assert!(all.contains("1.2.3.4".parse().expect("ip")));
         assert!(Subnet::parse("10.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn security_fields_decode_or_nack() {
+        let mut l = listener("127.0.0.1", 80);
+        l.direction = proto::Direction::Inbound as i32;
+        let decoded = Listener::from_proto("l", l.clone()).expect("valid");
+        assert!(decoded.authorization.is_none() && decoded.authentication.is_none());
+        l.authorization = Some(proto::Authorization {
+            policies: vec![proto::AuthzPolicy {
+                name: "ns/p".into(),
+                rules: vec![proto::AuthzRule {
+                    from: vec![proto::AuthzSource {
+                        ip_blocks: vec!["10.0.0.0/99".into()],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let err = Listener::from_proto("l", l.clone()).expect_err("bad CIDR");
+        assert!(
+            err.contains("authorization.policies[0] (ns/p): rules[0].from[0]: ip_blocks"),
+            "{err}"
+        );
+        l.authorization = None;
+        l.authentication = Some(proto::Authentication {
+            jwt_rules: vec![proto::JwtRule {
+                issuer: "i".into(),
+                jwks: "[1]".into(),
+                ..Default::default()
+            }],
+        });
+        let err = Listener::from_proto("l", l).expect_err("bad JWKS");
+        assert!(err.contains("authentication.jwt_rules[0].jwks"), "{err}");
     }
 }

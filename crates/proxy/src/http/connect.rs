@@ -122,6 +122,7 @@ fn destination(
         port,
         headers: req.headers(),
         ignore_uri: true,
+        claims: None,
     };
     let route = find_route(&vh.routes, &view)
         .ok_or_else(|| reject(StatusCode::NOT_FOUND, Flags::NR, "", NAMES.none.clone()))?;

@@ -1,6 +1,9 @@
 //! Envoy's response flags as a bitset. Metrics and the access log want a
 //! `&'static str`, so every combination's text is built once, in Envoy's
-//! order, and a request only indexes it.
+//! order, and a request only indexes it. UAEX (denied by ext_authz) is rare
+//! and set on local replies only: its combinations get their own table,
+//! built on first use, so the common table stays 4096 entries. (RBAC
+//! denials are no flag in Envoy: they show in the access log's details.)
 
 use std::sync::LazyLock;
 
@@ -12,7 +15,13 @@ const NAMES: [&str; 12] = [
     "UH", "UT", "UF", "UC", "UO", "NR", "DI", "FI", "DC", "URX", "DPE", "NC",
 ];
 
-static TEXT: LazyLock<Vec<Box<str>>> = LazyLock::new(|| {
+static TEXT: LazyLock<Vec<Box<str>>> = LazyLock::new(|| table(None));
+static TEXT_UAEX: LazyLock<Vec<Box<str>>> = LazyLock::new(|| table(Some("UAEX")));
+
+/// Bits past the common table's.
+const LOW: u16 = (1 << NAMES.len()) - 1;
+
+fn table(extra: Option<&'static str>) -> Vec<Box<str>> {
     (0..1u32 << NAMES.len())
         .map(|bits| {
             let set: Vec<&str> = NAMES
@@ -20,6 +29,7 @@ static TEXT: LazyLock<Vec<Box<str>>> = LazyLock::new(|| {
                 .enumerate()
                 .filter(|(i, _)| bits & (1 << i) != 0)
                 .map(|(_, n)| *n)
+                .chain(extra)
                 .collect();
             if set.is_empty() {
                 Box::from("-")
@@ -28,7 +38,7 @@ static TEXT: LazyLock<Vec<Box<str>>> = LazyLock::new(|| {
             }
         })
         .collect()
-});
+}
 
 impl Flags {
     pub const NONE: Flags = Flags(0);
@@ -44,6 +54,8 @@ impl Flags {
     pub const URX: Flags = Flags(1 << 9);
     pub const DPE: Flags = Flags(1 << 10);
     pub const NC: Flags = Flags(1 << 11);
+    /// Denied by the external authorizer (AuthorizationPolicy CUSTOM).
+    pub const UAEX: Flags = Flags(1 << 12);
 
     #[must_use]
     pub fn with(self, other: Flags) -> Flags {
@@ -55,8 +67,12 @@ impl Flags {
     }
 
     pub fn as_str(self) -> &'static str {
-        let text: &'static [Box<str>] = TEXT.as_slice();
-        text.get(usize::from(self.0)).map_or("-", |t| &**t)
+        let text: &'static [Box<str>] = if self.0 & Flags::UAEX.0 != 0 {
+            TEXT_UAEX.as_slice()
+        } else {
+            TEXT.as_slice()
+        };
+        text.get(usize::from(self.0 & LOW)).map_or("-", |t| &**t)
     }
 }
 
@@ -77,5 +93,7 @@ mod tests {
         assert_eq!(Flags::FI.with(Flags::DI).as_str(), "DI,FI");
         assert_eq!(Flags::NC.as_str(), "NC");
         assert!(!Flags::UT.with(Flags::URX).is_empty());
+        assert_eq!(Flags::UAEX.as_str(), "UAEX");
+        assert_eq!(Flags::UAEX.with(Flags::DC).as_str(), "DC,UAEX");
     }
 }

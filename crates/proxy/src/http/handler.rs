@@ -106,11 +106,19 @@ impl Drop for AccessLog<'_> {
 }
 
 async fn route(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     listener: &Listener,
     snapshot: &Snapshot,
     conn: &ConnInfo,
 ) -> Outcome {
+    // Inbound security first (Envoy's jwt_authn, ext_authz and RBAC filters
+    // come before the router); a listener without policies skips it.
+    if listener.direction == Direction::Inbound
+        && (listener.authentication.is_some() || listener.authorization.is_some())
+        && let Err(rejected) = crate::authz::http::guard(&mut req, listener, conn).await
+    {
+        return rejection(rejected);
+    }
     let state = &conn.state;
     let listener_port = listener.local_port(conn.local);
     if req.method() == Method::CONNECT {
@@ -160,6 +168,10 @@ async fn route(
         },
         headers: req.headers(),
         ignore_uri: false,
+        claims: req
+            .extensions()
+            .get::<Arc<crate::authn::VerifiedJwt>>()
+            .map(|j| &**j),
     };
     let Some((route, matched)) = find_route_match(&vh.routes, &view) else {
         return reply(StatusCode::NOT_FOUND, Flags::NR, "", NAMES.none.clone());
@@ -175,6 +187,30 @@ async fn route(
             flags: Flags::NONE,
             cluster: NAMES.none.clone(),
         },
+    }
+}
+
+/// A security denial as a local reply (flag UAEX for ext_authz denials;
+/// RBAC denials carry no flag in Envoy).
+fn rejection(r: crate::authz::http::Rejection) -> Outcome {
+    let mut response = local_bytes(r.status, r.body);
+    let headers = response.headers_mut();
+    headers.extend(r.headers);
+    if !hyper::body::Body::is_end_stream(response.body())
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    }
+    Outcome {
+        response,
+        flags: if r.ext_authz {
+            Flags::UAEX
+        } else {
+            Flags::NONE
+        },
+        cluster: NAMES.none.clone(),
     }
 }
 

@@ -4,7 +4,8 @@
 
 use http::HeaderMap;
 
-use crate::config::route::{HeaderMatcher, QueryMatcher, Route, RouteMatch};
+use crate::authn::VerifiedJwt;
+use crate::config::route::{ClaimMatcher, HeaderMatcher, QueryMatcher, Route, RouteMatch};
 
 /// The parts of a request routes look at.
 pub struct RequestView<'a> {
@@ -17,6 +18,9 @@ pub struct RequestView<'a> {
     pub headers: &'a HeaderMap,
     /// CONNECT has no path: uri conditions are skipped.
     pub ignore_uri: bool,
+    /// The JWT verified on this proxy (inbound and gateway listeners with a
+    /// RequestAuthentication), for `@request.auth.claims.*` matches.
+    pub claims: Option<&'a VerifiedJwt>,
 }
 
 pub fn find_route<'r>(routes: &'r [Route], req: &RequestView<'_>) -> Option<&'r Route> {
@@ -65,6 +69,32 @@ pub fn matches(m: &RouteMatch, req: &RequestView<'_>) -> bool {
             .iter()
             .all(|h| !header_matches(h, req.headers))
         && m.query_params.iter().all(|q| query_matches(q, req.query))
+        && m.claims.iter().all(|c| claim_matches(c, req.claims))
+        && m.without_claims
+            .iter()
+            .all(|c| !claim_matches(c, req.claims))
+}
+
+/// A string claim matches by value; a list claim when any element does.
+/// Without a verified token no claim matches.
+fn claim_matches(c: &ClaimMatcher, jwt: Option<&VerifiedJwt>) -> bool {
+    let Some(jwt) = jwt else {
+        return false;
+    };
+    let Some(claim) = jwt.claim(&c.path) else {
+        return false;
+    };
+    let Some(m) = &c.value else {
+        return true;
+    };
+    match claim {
+        serde_json::Value::String(s) => m.matches(s, false),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .any(|s| m.matches(s, false)),
+        _ => false,
+    }
 }
 
 fn header_matches(h: &HeaderMatcher, headers: &HeaderMap) -> bool {
@@ -106,6 +136,7 @@ mod tests {
             port: 9080,
             headers,
             ignore_uri: false,
+            claims: None,
         }
     }
 
@@ -173,5 +204,48 @@ mod tests {
         assert!(!matches(&m, &view("/U/12", Some("v=3&debug"), &h)));
         assert!(!matches(&m, &view("/U/12", Some("v=2"), &h)));
         assert!(!matches(&m, &view("/U/12/x", Some("v=2&debug"), &h)));
+    }
+
+    #[test]
+    fn claims_match_verified_jwt_only() {
+        use crate::config::route::ClaimMatcher;
+        let serde_json::Value::Object(payload) = serde_json::json!({
+            "iss": "i", "sub": "s", "group": "admin", "roles": ["dev", "ops"], "org": {"team": "blue"}
+        }) else {
+            panic!("object")
+        };
+        let jwt = VerifiedJwt::new(payload, std::sync::Arc::from(Vec::<Box<str>>::new()));
+        let claim = |path: &[&str], value: Option<&str>| ClaimMatcher {
+            path: path.iter().map(|s| s.to_string()).collect(),
+            value: value.map(|v| StringMatcher::Exact(v.into())),
+        };
+        let h = HeaderMap::new();
+        let m = RouteMatch {
+            claims: vec![
+                claim(&["group"], Some("admin")),
+                claim(&["org", "team"], Some("blue")),
+            ],
+            ..Default::default()
+        };
+        let mut v = view("/", None, &h);
+        assert!(!matches(&m, &v), "no verified token, no claim");
+        v.claims = Some(&jwt);
+        assert!(matches(&m, &v));
+        let list = RouteMatch {
+            claims: vec![claim(&["roles"], Some("ops"))],
+            without_claims: vec![claim(&["banned"], None)],
+            ..Default::default()
+        };
+        assert!(matches(&list, &v), "a list claim matches any element");
+        let wrong = RouteMatch {
+            claims: vec![claim(&["group"], Some("dev"))],
+            ..Default::default()
+        };
+        assert!(!matches(&wrong, &v));
+        let without = RouteMatch {
+            without_claims: vec![claim(&["group"], None)],
+            ..Default::default()
+        };
+        assert!(!matches(&without, &v));
     }
 }

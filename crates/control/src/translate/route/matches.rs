@@ -52,13 +52,26 @@ fn header_matches(map: &BTreeMap<String, ApiMatch>) -> Vec<HeaderMatch> {
         // Pseudo-header names are matched by their own fields in Istio.
         .filter(|(k, _)| !matches!(k.as_str(), "uri" | "scheme" | "method" | "authority"))
         .map(|(k, v)| HeaderMatch {
-            name: k.to_ascii_lowercase(),
+            name: header_name(k),
             // `{}` has no kind: the header only has to be present.
             value: string_match(v),
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// Header names are case-insensitive, but `@request.auth.claims.<name>`
+/// (matched by the proxy against the request's verified JWT claims) names
+/// claims, which are not: only the prefix is lowercased.
+fn header_name(k: &str) -> String {
+    const CLAIMS: &str = "@request.auth.claims.";
+    match k.get(..CLAIMS.len()) {
+        Some(head) if head.eq_ignore_ascii_case(CLAIMS) => {
+            format!("{CLAIMS}{}", &k[CLAIMS.len()..])
+        }
+        _ => k.to_ascii_lowercase(),
+    }
 }
 
 /// `None` for an empty match (`{}`: present).

@@ -20,6 +20,21 @@ pub struct RouteMatch {
     pub query_params: Vec<QueryMatcher>,
     pub port: Option<u16>,
     pub ignore_uri_case: bool,
+    /// `@request.auth.claims.<name>` header matches: against the request's
+    /// verified JWT claims (Istio's claim-based routing).
+    pub claims: Vec<ClaimMatcher>,
+    pub without_claims: Vec<ClaimMatcher>,
+}
+
+/// Istio's pseudo-header for JWT claims in VirtualService header matches.
+pub const CLAIM_PREFIX: &str = "@request.auth.claims.";
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ClaimMatcher {
+    /// Nested names (`a.b` is claim `b` inside claim `a`).
+    pub path: Vec<String>,
+    /// None: the claim only has to be present.
+    pub value: Option<StringMatcher>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -60,9 +75,13 @@ pub struct QueryMatcher {
     pub value: Option<StringMatcher>,
 }
 
-pub(super) fn route_match(m: proto::RouteMatch) -> Result<RouteMatch, String> {
+pub(super) fn route_match(mut m: proto::RouteMatch) -> Result<RouteMatch, String> {
     let ignore = m.ignore_uri_case;
+    let claims = take_claims(&mut m.headers)?;
+    let without_claims = take_claims(&mut m.without_headers)?;
     Ok(RouteMatch {
+        claims,
+        without_claims,
         uri: string_match(m.uri, ignore).map_err(|e| format!("uri: {e}"))?,
         method: string_match(m.method, false).map_err(|e| format!("method: {e}"))?,
         authority: string_match(m.authority, false).map_err(|e| format!("authority: {e}"))?,
@@ -91,6 +110,30 @@ pub(super) fn route_match(m: proto::RouteMatch) -> Result<RouteMatch, String> {
         port: (m.port != 0).then(|| port(m.port, "port")).transpose()?,
         ignore_uri_case: ignore,
     })
+}
+
+/// Moves the `@request.auth.claims.*` entries out of a header list.
+fn take_claims(headers: &mut Vec<proto::HeaderMatch>) -> Result<Vec<ClaimMatcher>, String> {
+    if !headers.iter().any(|h| h.name.starts_with(CLAIM_PREFIX)) {
+        return Ok(Vec::new());
+    }
+    let (claims, rest): (Vec<_>, Vec<_>) = std::mem::take(headers)
+        .into_iter()
+        .partition(|h| h.name.starts_with(CLAIM_PREFIX));
+    *headers = rest;
+    claims
+        .into_iter()
+        .map(|h| {
+            let name = &h.name[CLAIM_PREFIX.len()..];
+            if name.is_empty() || name.split('.').any(str::is_empty) {
+                return Err(format!("invalid claim match {:?}", h.name));
+            }
+            Ok(ClaimMatcher {
+                path: name.split('.').map(str::to_string).collect(),
+                value: string_match(h.value, false).map_err(|e| format!("{}: {e}", h.name))?,
+            })
+        })
+        .collect()
 }
 
 fn header_match(h: proto::HeaderMatch) -> Result<HeaderMatcher, String> {

@@ -19,7 +19,7 @@ mod matchers;
 mod ops;
 mod policy;
 
-pub use matchers::{HeaderMatcher, QueryMatcher, RouteMatch, StringMatcher};
+pub use matchers::{ClaimMatcher, HeaderMatcher, QueryMatcher, RouteMatch, StringMatcher};
 use matchers::{route_match, string_match};
 pub use ops::{HeaderOps, RegexRewrite, Rewrite};
 pub use policy::{
