@@ -220,7 +220,10 @@ mod tests {
             })
         };
         assert!(matches!(check(None), Err(AuthError::Absent(_))));
-        assert!(matches!(check(Some("Basic abc")), Err(AuthError::Absent(_))));
+        assert!(matches!(
+            check(Some("Basic abc")),
+            Err(AuthError::Absent(_))
+        ));
         assert!(matches!(
             check(Some("Bearer garbage")),
             Err(AuthError::Rejected(_))
@@ -254,7 +257,12 @@ mod tests {
         ));
         // A serving certificate without a SPIFFE ID proves nothing.
         let (dns_only, _) = ca
-            .issue(None, &["istiod.istio-system.svc"], &[], Duration::from_secs(60))
+            .issue(
+                None,
+                &["istiod.istio-system.svc"],
+                &[],
+                Duration::from_secs(60),
+            )
             .expect("issue");
         let certs = crate::cert::parse_certs(&dns_only, "chain").expect("pem");
         let caller = Caller {

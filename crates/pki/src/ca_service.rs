@@ -11,8 +11,8 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
 use crate::authn::{AuthError, Authenticators, Caller};
-use crate::control_plane::TlsPeer;
 use crate::ca::{Ca, DEFAULT_WORKLOAD_TTL, MAX_WORKLOAD_TTL};
+use crate::control_plane::TlsPeer;
 use crate::proto::istio_certificate_service_server::{
     IstioCertificateService, IstioCertificateServiceServer,
 };
@@ -197,7 +197,10 @@ mod tests {
             assert_eq!(chain.len(), 2);
             let info = leaf(&chain);
             assert_eq!(info.uri_sans, vec![proven.to_string()]);
-            let life = info.not_after.duration_since(info.not_before).expect("order");
+            let life = info
+                .not_after
+                .duration_since(info.not_before)
+                .expect("order");
             assert!(life <= Duration::from_secs(600 + 120), "{life:?}");
         }
     }

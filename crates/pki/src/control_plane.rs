@@ -364,4 +364,3 @@ pub fn live_roots(pem: &str) -> Result<Arc<ArcSwap<Roots>>, PkiError> {
         "root certificates",
     )?)?)))
 }
-

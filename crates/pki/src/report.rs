@@ -20,6 +20,7 @@ pub fn rfc3339(t: SystemTime) -> String {
 fn cert_json(der: &CertificateDer<'_>) -> Value {
     match CertInfo::parse(der) {
         Ok(i) => json!({
+            "valid": (i.not_before..=i.not_after).contains(&SystemTime::now()),
             "serial": i.serial,
             "subject": i.subject,
             "issuer": i.issuer,
@@ -79,13 +80,16 @@ mod tests {
         let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         identity.set_next_renewal(Some(at));
         let report = certs_json(&identity);
-        assert_eq!(report["spiffe_id"], "spiffe://cluster.local/ns/shop/sa/cart");
+        assert_eq!(
+            report["spiffe_id"],
+            "spiffe://cluster.local/ns/shop/sa/cart"
+        );
         assert_eq!(report["chain"].as_array().map(Vec::len), Some(2));
         assert_eq!(report["chain"][0]["uri_sans"][0], id.to_string());
+        assert_eq!(report["chain"][0]["valid"], true);
         assert_eq!(report["chain"][0]["pem"], chain[0]);
         assert_eq!(
-            report["roots"][0]["serial"],
-            report["chain"][1]["serial"],
+            report["roots"][0]["serial"], report["chain"][1]["serial"],
             "the chain ends in the root"
         );
         assert_eq!(report["next_renewal"], "2023-11-14T22:13:20Z");

@@ -221,7 +221,9 @@ mod tests {
     fn expired_tokens_are_refused() {
         let key = TokenKey::generate().expect("key");
         let now = unix_now();
-        let token = key.issue_at(&account(), now - 7200, now - 1).expect("issue");
+        let token = key
+            .issue_at(&account(), now - 7200, now - 1)
+            .expect("issue");
         assert!(matches!(key.verify(&token), Err(TokenError::Expired)));
     }
 

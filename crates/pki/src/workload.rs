@@ -203,12 +203,13 @@ impl CertificateTask {
     /// result installed. Returns the installed certificate.
     pub async fn fetch_once(&mut self) -> Result<Arc<WorkloadCert>, WorkloadError> {
         let path = &self.options.token_file;
-        let token = tokio::fs::read_to_string(path)
-            .await
-            .map_err(|source| WorkloadError::Token {
-                path: path.display().to_string(),
-                source,
-            })?;
+        let token =
+            tokio::fs::read_to_string(path)
+                .await
+                .map_err(|source| WorkloadError::Token {
+                    path: path.display().to_string(),
+                    source,
+                })?;
         let header = format!("Bearer {}", token.trim())
             .parse()
             .ok()
@@ -218,8 +219,7 @@ impl CertificateTask {
         let req = csr::generate(None)?;
         let mut request = tonic::Request::new(IstioCertificateRequest {
             csr: req.csr_pem,
-            validity_duration: i64::try_from(self.options.ttl.as_secs().max(1))
-                .unwrap_or(i64::MAX),
+            validity_duration: i64::try_from(self.options.ttl.as_secs().max(1)).unwrap_or(i64::MAX),
             metadata: None,
         });
         request.metadata_mut().insert("authorization", header);
@@ -294,9 +294,7 @@ pub fn renewal_time(cert: &WorkloadCert, received: SystemTime, grace_ratio: f64)
         .duration_since(received)
         .unwrap_or_default();
     let by_arrival = received + remaining.mul_f64(1.0 - grace_ratio.clamp(0.0, 1.0));
-    by_life
-        .max(by_arrival)
-        .max(received + MIN_RENEW_INTERVAL)
+    by_life.max(by_arrival).max(received + MIN_RENEW_INTERVAL)
 }
 
 /// Between half and all of `d`, so that proxies do not retry in step.
