@@ -21,6 +21,15 @@ pub struct DiscoveryArgs {
     /// xDS (and debug API) address.
     #[arg(long, default_value = "127.0.0.1:15010")]
     grpc_addr: SocketAddr,
+    /// The mesh CA's directory: Istio's plug-in files (ca-cert.pem,
+    /// ca-key.pem, root-cert.pem, cert-chain.pem) or, if empty, a
+    /// self-signed root created there once. Without it there is no CA and
+    /// no secure port.
+    #[arg(long, value_name = "DIR")]
+    ca_dir: Option<PathBuf>,
+    /// xDS and the CA over TLS (default: the --grpc-addr host, port 15012).
+    #[arg(long, value_name = "HOST:PORT")]
+    secure_grpc_addr: Option<SocketAddr>,
     /// Prometheus metrics (`/metrics`) and readiness (`/ready`).
     #[arg(long, default_value = "127.0.0.1:15014")]
     monitoring_addr: SocketAddr,
@@ -67,6 +76,7 @@ async fn discovery(args: DiscoveryArgs) -> Result<()> {
         },
         ..Options::default()
     };
+    let trust_domain = mesh.trust_domain().to_string();
     let cp = ControlPlane::new(mesh, options);
     let grpc = tokio::net::TcpListener::bind(args.grpc_addr)
         .await
@@ -74,6 +84,28 @@ async fn discovery(args: DiscoveryArgs) -> Result<()> {
     let monitoring = tokio::net::TcpListener::bind(args.monitoring_addr)
         .await
         .with_context(|| format!("binding the monitoring address {}", args.monitoring_addr))?;
+
+    let secure = match &args.ca_dir {
+        Some(dir) => {
+            let addr = args
+                .secure_grpc_addr
+                .unwrap_or_else(|| SocketAddr::new(args.grpc_addr.ip(), 15012));
+            let port = crate::secure_grpc::prepare(dir, &trust_domain, addr).await?;
+            tracing::info!(
+                "secure xDS and CA on {} (trust domain {trust_domain}, root {})",
+                port.addr,
+                weft_pki::ca_dir::root_cert_path(dir).display()
+            );
+            Some(port)
+        }
+        None => {
+            if args.secure_grpc_addr.is_some() {
+                anyhow::bail!("--secure-grpc-addr needs --ca-dir (the CA issues its certificate)");
+            }
+            tracing::info!("no --ca-dir: no CA and no secure xDS port");
+            None
+        }
+    };
 
     let ads = AdsServer::new(cp.clone());
     let status = ads.clone();
@@ -88,12 +120,24 @@ async fn discovery(args: DiscoveryArgs) -> Result<()> {
     );
     let watcher = weft_control::run(cp.clone(), args.config_dir.clone());
     let monitoring = weft_control::metrics::serve_monitoring(monitoring, cp.clone());
-    let xds = weft_xds::server::serve(ads, grpc, async {
+    let secure = async {
+        match secure {
+            Some(port) => {
+                port.serve(ads.clone(), async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let xds = weft_xds::server::serve(ads.clone(), grpc, async {
         let _ = tokio::signal::ctrl_c().await;
     });
     tokio::select! {
         r = watcher => r.context("watching the config directory"),
         r = monitoring => r.context("serving monitoring"),
         r = xds => r.context("serving xDS"),
+        r = secure => r,
     }
 }

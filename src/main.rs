@@ -7,7 +7,10 @@ mod http_probe;
 mod logging;
 mod proxy;
 mod proxy_config;
+mod proxy_identity;
 mod proxy_status;
+mod secure_grpc;
+mod token;
 
 use std::process::ExitCode;
 
@@ -42,6 +45,8 @@ enum Command {
     ProxyConfig(proxy_config::ProxyConfigArgs),
     /// Run a bookinfo-style mesh on this machine: control plane, apps and sidecars.
     Demo(demo::DemoArgs),
+    /// Identity tokens for the mesh CA (`weft token issue`).
+    Token(token::TokenArgs),
 }
 
 /// Runs an async command on a multi-threaded runtime; `Err` prints and fails.
@@ -82,6 +87,9 @@ where
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Every TLS config in the process uses aws-lc-rs (never ring); an error
+    // only means a provider is installed already.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -102,5 +110,6 @@ fn main() -> ExitCode {
         Command::Discovery(args) => discovery::run(args),
         Command::ProxyConfig(args) => proxy_config::run(args),
         Command::Proxy(args) => proxy::run(args),
+        Command::Token(args) => token::run(args),
     }
 }

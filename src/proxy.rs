@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -13,9 +15,24 @@ use weft_xds::node::{ProxyId, ProxyType};
 
 #[derive(Args, Debug)]
 pub struct ProxyArgs {
-    /// The control plane's xDS address (HOST:PORT).
+    /// The control plane's xDS address (HOST:PORT): 15010 plaintext, or the
+    /// secure port 15012 with `--root-cert`.
     #[arg(long)]
     discovery_address: String,
+    /// The mesh root certificate(s), PEM (the control plane's
+    /// `--ca-dir`/root-cert.pem). With it xDS runs over TLS and the control
+    /// plane must present a certificate for istiod.istio-system.svc.
+    #[arg(long, value_name = "FILE")]
+    root_cert: Option<PathBuf>,
+    /// A token proving the workload's identity to the CA (`weft token
+    /// issue`), re-read for every request. The proxy then gets a workload
+    /// certificate and is not ready before it has one. Needs --root-cert.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// The workload certificate lifetime asked of the CA (at least 1s; it
+    /// is renewed at half life).
+    #[arg(long, default_value = "24h", value_parser = crate::proxy_identity::parse_cert_ttl)]
+    cert_ttl: Duration,
     /// The workload's address: every listener binds to it.
     #[arg(long)]
     ip: IpAddr,
@@ -80,28 +97,52 @@ async fn proxy(args: ProxyArgs) -> Result<()> {
         service_account: args.service_account.clone(),
         outbound_port: Some(u32::from(args.outbound_port)),
     };
+    let identity = weft_pki::Identity::new();
+    let secure = crate::proxy_identity::Secure::new(
+        args.root_cert.as_ref(),
+        args.token_file.as_ref(),
+        args.cert_ttl,
+        &identity,
+    )?;
     let state = weft_proxy::ProxyState::with_node(weft_proxy::NodeInfo {
         locality: args.locality.clone(),
         labels: id.labels.clone(),
-        identity: weft_pki::Identity::new(),
+        identity,
     });
     let address = if args.discovery_address.contains("://") {
         args.discovery_address.clone()
     } else {
         format!("http://{}", args.discovery_address)
     };
-    let client = weft_xds::client::XdsClient::new(&address, id.clone(), Box::new(state.clone()))
-        .with_context(|| format!("--discovery-address {}", args.discovery_address))?;
+    let mut client =
+        weft_xds::client::XdsClient::new(&address, id.clone(), Box::new(state.clone()))
+            .with_context(|| format!("--discovery-address {}", args.discovery_address))?;
+    let identity_task = match secure {
+        Some(secure) => {
+            if secure.has_identity() {
+                state.require_identity();
+            }
+            client = client.with_tls(secure.tls.clone());
+            let address = address.clone();
+            tokio::spawn(async move { secure.run(&address).await })
+        }
+        None => tokio::spawn(std::future::pending()),
+    };
     let admin =
         weft_proxy::admin::serve_admin(SocketAddr::new(args.ip, args.admin_port), state.clone());
     let status =
         weft_proxy::admin::serve_status(SocketAddr::new(args.ip, args.status_port), state.clone());
     let dataplane = start_workers(&state, usize::from(args.concurrency))?;
     tracing::info!(
-        "weft proxy {} on {}: control plane {}",
+        "weft proxy {} on {}: control plane {}{}",
         id.node_id(),
         args.ip,
-        address
+        address,
+        if args.root_cert.is_some() {
+            " (TLS)"
+        } else {
+            ""
+        }
     );
     tracing::info!(
         "inbound capture port {} is reserved: traffic capture is not implemented yet, inbound listeners come from Sidecar ingress",
@@ -116,6 +157,7 @@ async fn proxy(args: ProxyArgs) -> Result<()> {
         () = client.run() => bail!("the xDS client stopped"),
         r = admin => r.context("admin server"),
         r = status => r.context("status server"),
+        r = identity_task => r.context("identity task")?.context("identity task"),
         _ = dataplane => bail!("the data plane stopped"),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }

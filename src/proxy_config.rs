@@ -1,6 +1,8 @@
 //! `weft proxy-config listeners|routes|clusters|endpoints|all PROXY`: one
 //! proxy's config as it applied it, read from its admin `/config_dump`; tables
-//! by default, the raw dump with `-o json`.
+//! by default, the raw dump with `-o json`. `secret` reads `/certs`: the
+//! workload certificate and roots, as `istioctl proxy-config secret` shows
+//! them.
 
 use std::process::ExitCode;
 
@@ -21,6 +23,9 @@ pub enum Section {
     #[value(alias = "endpoint")]
     Endpoints,
     All,
+    /// The workload certificate and the mesh roots.
+    #[value(alias = "secrets")]
+    Secret,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -53,19 +58,37 @@ pub fn run(args: ProxyConfigArgs) -> ExitCode {
     })
 }
 
-async fn proxy_config(args: &ProxyConfigArgs) -> Result<String> {
-    let ip = resolve(&args.proxy, &args.discovery_address).await?;
-    let url = format!(
-        "http://{}/config_dump",
-        join_host_port(&ip, args.admin_port)
-    );
+/// GET an admin path of the proxy at `ip` as JSON.
+async fn admin_json(ip: &str, port: u16, path: &str) -> Result<Value> {
+    let url = format!("http://{}{path}", join_host_port(ip, port));
     let (status, body) = crate::http_probe::get(&url, &[])
         .await
         .with_context(|| format!("reading {url}"))?;
     if status != 200 {
         bail!("{url} answered {status}");
     }
-    let dump: Value = serde_json::from_str(&body).with_context(|| format!("{url} is not JSON"))?;
+    serde_json::from_str(&body).with_context(|| format!("{url} is not JSON"))
+}
+
+async fn proxy_config(args: &ProxyConfigArgs) -> Result<String> {
+    let ip = resolve(&args.proxy, &args.discovery_address).await?;
+    if args.section == Section::Secret {
+        let certs = admin_json(&ip, args.admin_port, "/certs").await?;
+        // istioctl prints an empty table for a proxy without secrets; a
+        // message and a failure say more (this proxy has no --token-file,
+        // or is still waiting for its first certificate).
+        if certs["spiffe_id"].is_null() {
+            bail!(
+                "proxy {} has no workload certificate (started without --token-file, or still waiting for the CA)",
+                args.proxy
+            );
+        }
+        return Ok(match args.output {
+            Format::Json => serde_json::to_string_pretty(&certs)? + "\n",
+            Format::Table => render_secret(&certs),
+        });
+    }
+    let dump = admin_json(&ip, args.admin_port, "/config_dump").await?;
     Ok(match args.output {
         Format::Json => {
             let selected = match section_key(args.section) {
@@ -107,8 +130,44 @@ fn section_key(section: Section) -> Option<&'static str> {
         Section::Routes => Some("routes"),
         Section::Clusters => Some("clusters"),
         Section::Endpoints => Some("endpoints"),
-        Section::All => None,
+        Section::All | Section::Secret => None,
     }
+}
+
+/// istioctl's secret table: the leaf as `default`, each root as `ROOTCA`.
+pub fn render_secret(certs: &Value) -> String {
+    let mut rows = vec![
+        [
+            "RESOURCE NAME",
+            "TYPE",
+            "STATUS",
+            "VALID CERT",
+            "SERIAL NUMBER",
+            "NOT AFTER",
+            "NOT BEFORE",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>(),
+    ];
+    let row = |name: &str, kind: &str, c: &Value| {
+        vec![
+            name.to_string(),
+            kind.to_string(),
+            "ACTIVE".to_string(),
+            s(&c["valid"]),
+            s(&c["serial"]),
+            s(&c["not_after"]),
+            s(&c["not_before"]),
+        ]
+    };
+    if let Some(leaf) = certs["chain"].get(0) {
+        rows.push(row("default", "Cert Chain", leaf));
+    }
+    for root in items(certs, "roots") {
+        rows.push(row("ROOTCA", "CA", root));
+    }
+    table(&rows)
 }
 
 fn s(v: &Value) -> String {

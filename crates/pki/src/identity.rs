@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use rustls::client::ResolvesClientCert;
@@ -34,6 +35,8 @@ struct Inner {
     version: watch::Sender<u64>,
     server_configs: Mutex<HashMap<Vec<Vec<u8>>, Arc<ServerConfig>>>,
     client_configs: Mutex<HashMap<ClientKey, Arc<ClientConfig>>>,
+    /// When whoever renews the certificate plans to (for the admin page).
+    next_renewal: Mutex<Option<SystemTime>>,
 }
 
 impl Default for Identity {
@@ -60,6 +63,7 @@ impl Identity {
                 version: watch::Sender::new(0),
                 server_configs: Mutex::default(),
                 client_configs: Mutex::default(),
+                next_renewal: Mutex::default(),
             }),
         }
     }
@@ -86,6 +90,30 @@ impl Identity {
 
     fn bump(&self) {
         self.inner.version.send_modify(|v| *v += 1);
+    }
+
+    /// Records when the certificate will be renewed (the renewing task
+    /// calls this; the admin page shows it).
+    pub fn set_next_renewal(&self, at: Option<SystemTime>) {
+        *self
+            .inner
+            .next_renewal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = at;
+    }
+
+    pub fn next_renewal(&self) -> Option<SystemTime> {
+        *self
+            .inner
+            .next_renewal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Presents the current certificate as a TLS client (for client
+    /// configs built elsewhere, e.g. toward the control plane).
+    pub fn client_cert_resolver(&self) -> Arc<dyn ResolvesClientCert> {
+        Arc::new(CurrentCert(self.clone()))
     }
 
     pub fn current(&self) -> Option<Arc<WorkloadCert>> {

@@ -12,13 +12,34 @@
 //!   configs that always present the current certificate.
 //! - `verify`: rustls verifiers that check the chain against the mesh roots
 //!   and the peer's SPIFFE ID instead of a DNS name.
+//! - `ca_dir`: the CA's directory (plug-in layout or a self-signed root).
+//! - `token`: ES256 identity tokens (`weft token issue`) and their check.
+//! - `authn`: how a CA caller proves an identity (token, client cert).
+//! - `ca_service`: Istio's `CreateCertificate` gRPC API over the CA.
+//! - `control_plane`: TLS for the control plane's secure port, both sides.
+//! - `workload`: a proxy's certificate task and its trusted roots.
+//! - `report`: the admin page's view of an identity.
 
+pub mod authn;
 pub mod ca;
+pub mod ca_dir;
+pub mod ca_service;
 pub mod cert;
+pub mod control_plane;
 pub mod csr;
+mod files;
 pub mod identity;
+pub mod report;
 pub mod spiffe;
+pub mod token;
 pub mod verify;
+pub mod workload;
+
+/// Istio's CA API, generated from `proto/security/v1alpha1/ca.proto`.
+pub mod proto {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("istio.v1.auth");
+}
 
 pub use cert::WorkloadCert;
 pub use identity::Identity;

@@ -75,12 +75,20 @@ fn admin(req: &Request<Incoming>, state: &ProxyState) -> Response<Full<Bytes>> {
             with_type(StatusCode::OK, Bytes::from(body), "application/json")
         }
         "/ready" => ready(state, "LIVE\n", "PRE_INITIALIZING\n"),
+        "/certs" => {
+            let body = serde_json::to_vec_pretty(&weft_pki::report::certs_json(state.identity()))
+                .unwrap_or_default();
+            with_type(StatusCode::OK, Bytes::from(body), "application/json")
+        }
         "/stats/prometheus" => with_type(
             StatusCode::OK,
             Bytes::from(state.metrics().encode()),
             OPENMETRICS,
         ),
-        "/" => text(StatusCode::OK, "/config_dump\n/ready\n/stats/prometheus\n"),
+        "/" => text(
+            StatusCode::OK,
+            "/certs\n/config_dump\n/ready\n/stats/prometheus\n",
+        ),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -90,15 +98,16 @@ fn status(req: &Request<Incoming>, state: &ProxyState) -> Response<Full<Bytes>> 
         "/healthz/ready" => ready(
             state,
             "",
-            "not ready: waiting for the first complete config\n",
+            "not ready: waiting for the first complete config (and the workload certificate, with --token-file)\n",
         ),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
 
-/// 200 only once every resource type has arrived once.
+/// 200 only once every resource type has arrived once (and the workload
+/// certificate, when the proxy needs one).
 fn ready(state: &ProxyState, ok: &'static str, not: &'static str) -> Response<Full<Bytes>> {
-    if state.is_complete() {
+    if state.is_ready() {
         text(StatusCode::OK, ok)
     } else {
         text(StatusCode::SERVICE_UNAVAILABLE, not)

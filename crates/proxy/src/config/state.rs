@@ -36,6 +36,8 @@ struct Inner {
     writer: Mutex<Writer>,
     generation: watch::Sender<u64>,
     complete: AtomicBool,
+    /// Set when the proxy must have a workload certificate to be ready.
+    identity_required: AtomicBool,
     listener_status: Mutex<BTreeMap<String, ListenerStatus>>,
     metrics: Metrics,
     /// One set per worker: their connections are driven on that worker.
@@ -95,6 +97,7 @@ impl ProxyState {
                 writer: Mutex::new(Writer::default()),
                 generation: watch::Sender::new(0),
                 complete: AtomicBool::new(false),
+                identity_required: AtomicBool::new(false),
                 listener_status: Mutex::new(BTreeMap::new()),
                 metrics: Metrics::new(),
                 clients: std::array::from_fn(|_| SharedClients::new()),
@@ -116,6 +119,20 @@ impl ProxyState {
     /// Whether all four resource types have been received at least once.
     pub fn is_complete(&self) -> bool {
         self.inner.complete.load(Ordering::Acquire)
+    }
+
+    /// From now on readiness also waits for the workload certificate
+    /// (a proxy given `--token-file`).
+    pub fn require_identity(&self) {
+        self.inner.identity_required.store(true, Ordering::Release);
+    }
+
+    /// Ready to serve: the config is complete and, if the proxy needs an
+    /// identity, its certificate and roots are in place.
+    pub fn is_ready(&self) -> bool {
+        self.is_complete()
+            && (!self.inner.identity_required.load(Ordering::Acquire)
+                || self.inner.node.identity.is_ready())
     }
 
     pub fn metrics(&self) -> &Metrics {

@@ -14,15 +14,18 @@
 
 mod backoff;
 mod session;
+mod tls;
 
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 use tracing::{info, warn};
 
 use self::backoff::Backoff;
 use self::session::State;
+pub use self::tls::ClientTls;
+use self::tls::TlsConnector;
 use crate::node::ProxyId;
 use crate::proto;
 use crate::proto::debug_client::DebugClient;
@@ -61,7 +64,7 @@ pub enum ClientError {
         address: String,
         error: tonic::transport::Error,
     },
-    #[error("cannot connect to the control plane at {address}: {error}")]
+    #[error("cannot connect to the control plane at {address}: {}", causes(error))]
     Connect {
         address: String,
         error: tonic::transport::Error,
@@ -74,12 +77,26 @@ pub enum ClientError {
     },
 }
 
-/// Accepts `http://host:port` and, for the command line's sake, `host:port`.
+/// An error and its sources: tonic's transport error alone says only
+/// "transport error", the cause (refused, TLS certificate) is below it.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
+}
+
+/// Accepts `http://host:port` and, for the command line's sake, `host:port`
+/// (and `https://host:port`: TLS is the connector's, see [`Connector`]).
 fn endpoint(address: &str, connect_timeout: Duration) -> Result<Endpoint, ClientError> {
-    let uri = if address.contains("://") {
-        address.to_string()
-    } else {
-        format!("http://{address}")
+    let uri = match address.split_once("://") {
+        Some(("https", rest)) => format!("http://{rest}"),
+        Some(_) => address.to_string(),
+        None => format!("http://{address}"),
     };
     let endpoint = Endpoint::from_shared(uri).map_err(|error| ClientError::Address {
         address: address.to_string(),
@@ -92,11 +109,65 @@ fn endpoint(address: &str, connect_timeout: Duration) -> Result<Endpoint, Client
         .keep_alive_while_idle(true))
 }
 
+/// How to reach the control plane: plaintext, or TLS with our connector.
+#[derive(Clone, Debug)]
+pub struct Connector {
+    address: String,
+    endpoint: Endpoint,
+    tls: Option<ClientTls>,
+}
+
+impl Connector {
+    pub fn new(address: &str, tls: Option<ClientTls>) -> Result<Connector, ClientError> {
+        Ok(Connector {
+            address: address.to_string(),
+            endpoint: endpoint(address, ClientOptions::default().connect_timeout)?,
+            tls,
+        })
+    }
+
+    fn with_connect_timeout(mut self, timeout: Duration) -> Connector {
+        self.endpoint = self.endpoint.connect_timeout(timeout);
+        self
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Connects now (TCP, and the TLS handshake with `tls`).
+    pub async fn connect(&self) -> Result<Channel, ClientError> {
+        let connected = match &self.tls {
+            None => self.endpoint.connect().await,
+            Some(tls) => {
+                self.endpoint
+                    .connect_with_connector(TlsConnector(tls.clone()))
+                    .await
+            }
+        };
+        connected.map_err(|error| ClientError::Connect {
+            address: self.address.clone(),
+            error,
+        })
+    }
+
+    /// A channel that connects on first use and reconnects as needed (for
+    /// occasional calls such as the CA's).
+    pub fn lazy(&self) -> Channel {
+        match &self.tls {
+            None => self.endpoint.connect_lazy(),
+            Some(tls) => self
+                .endpoint
+                .connect_with_connector_lazy(TlsConnector(tls.clone())),
+        }
+    }
+}
+
 /// A proxy's xDS client. Build it, take [`XdsClient::ready`], then spawn
 /// [`XdsClient::run`].
 pub struct XdsClient {
     address: String,
-    endpoint: Endpoint,
+    connector: Connector,
     proxy: ProxyId,
     options: ClientOptions,
     state: State,
@@ -120,11 +191,18 @@ impl XdsClient {
     ) -> Result<XdsClient, ClientError> {
         Ok(XdsClient {
             address: address.to_string(),
-            endpoint: endpoint(address, options.connect_timeout)?,
+            connector: Connector::new(address, None)?.with_connect_timeout(options.connect_timeout),
             state: State::new(applier, proxy.node_id()),
             proxy,
             options,
         })
+    }
+
+    /// Connects over TLS (the control plane's secure port) instead of
+    /// plaintext.
+    pub fn with_tls(mut self, tls: ClientTls) -> XdsClient {
+        self.connector.tls = Some(tls);
+        self
     }
 
     /// Turns `true` once every resource type has been applied at least once
@@ -142,7 +220,7 @@ impl XdsClient {
         loop {
             let mut progressed = false;
             let result = session::run(
-                &self.endpoint,
+                &self.connector,
                 &self.address,
                 &self.proxy,
                 &mut self.state,
@@ -167,13 +245,7 @@ impl XdsClient {
 /// Asks a control plane's debug service what each connected proxy was sent
 /// and acknowledged (`weft proxy-status`).
 pub async fn fetch_status(address: &str) -> Result<Vec<proto::ProxyStatus>, ClientError> {
-    let channel = endpoint(address, ClientOptions::default().connect_timeout)?
-        .connect()
-        .await
-        .map_err(|error| ClientError::Connect {
-            address: address.to_string(),
-            error,
-        })?;
+    let channel = Connector::new(address, None)?.connect().await?;
     let response = DebugClient::new(channel)
         .proxy_status(proto::ProxyStatusRequest {})
         .await

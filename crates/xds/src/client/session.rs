@@ -10,10 +10,9 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::transport::Endpoint;
 use tracing::{debug, info, warn};
 
-use super::{ClientError, MAX_RESPONSE_BYTES};
+use super::{ClientError, Connector, MAX_RESPONSE_BYTES};
 use crate::node::ProxyId;
 use crate::source::{Applier, Resource, Update};
 use crate::type_url;
@@ -138,7 +137,7 @@ impl State {
 /// One stream, from connecting until it ends. `progressed` tells the caller
 /// the control plane answered, so the next failure starts a fresh backoff.
 pub(super) async fn run(
-    endpoint: &Endpoint,
+    connector: &Connector,
     address: &str,
     proxy: &ProxyId,
     state: &mut State,
@@ -148,13 +147,7 @@ pub(super) async fn run(
         address: address.to_string(),
         status: Box::new(status),
     };
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|error| ClientError::Connect {
-            address: address.to_string(),
-            error,
-        })?;
+    let channel = connector.connect().await?;
     let mut ads = AggregatedDiscoveryServiceClient::new(channel)
         .max_decoding_message_size(MAX_RESPONSE_BYTES);
     // Unbounded: ACKs are one per response, and a bound could only stall
