@@ -12,11 +12,15 @@
 //!   configs that always present the current certificate.
 //! - `verify`: rustls verifiers that check the chain against the mesh roots
 //!   and the peer's SPIFFE ID instead of a DNS name.
+//! - `origination`: client configs from files for TLS to non-mesh servers
+//!   (DestinationRule SIMPLE/MUTUAL). `fingerprint`: certificate hashes.
 
 pub mod ca;
 pub mod cert;
 pub mod csr;
+pub mod fingerprint;
 pub mod identity;
+pub mod origination;
 pub mod spiffe;
 pub mod verify;
 

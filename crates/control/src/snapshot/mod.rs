@@ -3,6 +3,7 @@
 //! whole, so readers never lock and never see half an update.
 
 mod destination_rules;
+mod peer_authns;
 mod sidecars;
 mod virtual_services;
 
@@ -15,6 +16,7 @@ use weft_xds::node::ProxyId;
 use weft_xds::source::Resource as XdsResource;
 
 pub use self::destination_rules::{DestinationRules, DrEntry};
+pub use self::peer_authns::{PaEntry, PeerAuthentications};
 pub use self::sidecars::{SidecarEntry, Sidecars};
 pub use self::virtual_services::{MESH_GATEWAY, VirtualServices, VsEntry, binds_mesh};
 use crate::registry::Registry;
@@ -31,6 +33,7 @@ pub struct PushSnapshot {
     pub virtual_services: VirtualServices,
     pub destination_rules: DestinationRules,
     pub sidecars: Sidecars,
+    pub peer_authentications: PeerAuthentications,
     /// Where each proxy's forward proxy listens (the proxy's `--outbound-port`).
     pub outbound_port: u32,
     /// How many resources the snapshot was built from.
@@ -69,6 +72,7 @@ impl PushSnapshot {
         let virtual_services = VirtualServices::build(resources, &vs_export);
         let destination_rules = DestinationRules::build(resources, &dr_export);
         let sidecars = Sidecars::build(resources);
+        let peer_authentications = PeerAuthentications::build(resources);
         let mesh_port = u32::try_from(mesh.proxy_listen_port)
             .ok()
             .filter(|p| *p != 0);
@@ -79,6 +83,7 @@ impl PushSnapshot {
             virtual_services,
             destination_rules,
             sidecars,
+            peer_authentications,
             resource_count: resources.len(),
             build_time: started.elapsed(),
             cache: Cache::default(),

@@ -26,6 +26,16 @@ pub struct Listener {
     /// Inbound: where the application listens.
     pub default_endpoint: Option<HostPort>,
     pub service_port: u16,
+    /// Inbound: PeerAuthentication's mode for this port.
+    pub mtls_mode: MtlsMode,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MtlsMode {
+    Permissive,
+    Strict,
+    Disable,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -134,6 +144,12 @@ impl Listener {
             Err(_) => return Err(format!("unknown direction {}", l.direction)),
         };
         let protocol = Protocol::from_proto(l.protocol)?;
+        let mtls_mode = match proto::MtlsMode::try_from(l.mtls_mode) {
+            Ok(proto::MtlsMode::Permissive) => MtlsMode::Permissive,
+            Ok(proto::MtlsMode::Strict) => MtlsMode::Strict,
+            Ok(proto::MtlsMode::Disable) => MtlsMode::Disable,
+            Err(_) => return Err(format!("unknown mtls_mode {}", l.mtls_mode)),
+        };
         let tcp_routes = l
             .tcp_routes
             .into_iter()
@@ -168,6 +184,7 @@ impl Listener {
             forward_proxy: l.forward_proxy,
             default_endpoint,
             service_port,
+            mtls_mode,
         })
     }
 
