@@ -103,8 +103,8 @@ pub fn client_config(spec: &OriginationSpec<'_>) -> Result<Arc<ClientConfig>, Or
 fn roots(path: &str) -> Result<RootCertStore, OriginationError> {
     let mut store = RootCertStore::empty();
     if !path.is_empty() {
-        let certs =
-            parse_certs(&read("ca_certificates", path)?, path).map_err(|e| err("ca_certificates", e))?;
+        let certs = parse_certs(&read("ca_certificates", path)?, path)
+            .map_err(|e| err("ca_certificates", e))?;
         for c in certs {
             store.add(c).map_err(|e| err("ca_certificates", e))?;
         }
@@ -122,7 +122,9 @@ fn roots(path: &str) -> Result<RootCertStore, OriginationError> {
         }
     }
     if store.is_empty() {
-        tracing::warn!("no system CA bundle found; TLS origination without caCertificates will fail");
+        tracing::warn!(
+            "no system CA bundle found; TLS origination without caCertificates will fail"
+        );
     }
     Ok(store)
 }
@@ -133,8 +135,9 @@ fn san_matches(cert_dns: &[String], cert_uris: &[String], want: &str) -> bool {
         || cert_dns.iter().any(|d| {
             d.eq_ignore_ascii_case(want)
                 || d.strip_prefix("*.").is_some_and(|suffix| {
-                    want.split_once('.')
-                        .is_some_and(|(label, rest)| !label.is_empty() && rest.eq_ignore_ascii_case(suffix))
+                    want.split_once('.').is_some_and(|(label, rest)| {
+                        !label.is_empty() && rest.eq_ignore_ascii_case(suffix)
+                    })
                 })
         })
 }
@@ -147,7 +150,9 @@ struct SanVerifier {
 
 impl fmt::Debug for SanVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SanVerifier").field("names", &self.names).finish()
+        f.debug_struct("SanVerifier")
+            .field("names", &self.names)
+            .finish()
     }
 }
 
@@ -187,7 +192,12 @@ impl ServerCertVerifier for SanVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -196,11 +206,18 @@ impl ServerCertVerifier for SanVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -231,7 +248,12 @@ impl ServerCertVerifier for AnyServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -240,7 +262,12 @@ impl ServerCertVerifier for AnyServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

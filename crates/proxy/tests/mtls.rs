@@ -85,7 +85,12 @@ where
         .await;
 }
 
-fn inbound(name: &str, app: SocketAddr, protocol: proto::Protocol, mode: proto::MtlsMode) -> proto::Listener {
+fn inbound(
+    name: &str,
+    app: SocketAddr,
+    protocol: proto::Protocol,
+    mode: proto::MtlsMode,
+) -> proto::Listener {
     proto::Listener {
         name: name.into(),
         address: "127.0.0.1".into(),
@@ -100,7 +105,12 @@ fn inbound(name: &str, app: SocketAddr, protocol: proto::Protocol, mode: proto::
 
 fn server_config(app: SocketAddr, tcp_app: SocketAddr, mode: proto::MtlsMode) -> Config {
     Config::default()
-        .listener(inbound("inbound|http", app, proto::Protocol::Unspecified, mode))
+        .listener(inbound(
+            "inbound|http",
+            app,
+            proto::Protocol::Unspecified,
+            mode,
+        ))
         .listener(inbound("inbound|tcp", tcp_app, proto::Protocol::Tcp, mode))
 }
 
@@ -113,7 +123,14 @@ fn tls(mode: proto::TlsMode, sans: &[&str]) -> proto::UpstreamTls {
 }
 
 /// A cluster whose one endpoint is at `to`, labelled a mesh workload or not.
-fn cluster(config: &mut Config, name: &str, to: SocketAddr, protocol: proto::Protocol, tls: proto::UpstreamTls, mesh: bool) {
+fn cluster(
+    config: &mut Config,
+    name: &str,
+    to: SocketAddr,
+    protocol: proto::Protocol,
+    tls: proto::UpstreamTls,
+    mesh: bool,
+) {
     config.clusters.push(proto::Cluster {
         name: name.into(),
         service: format!("{name}.test"),
@@ -139,13 +156,20 @@ fn cluster(config: &mut Config, name: &str, to: SocketAddr, protocol: proto::Pro
 
 /// The client sidecar: a forward proxy routing `<cluster>.test` to each
 /// cluster, and an egress TCP listener to `tcp` when given.
-fn client_config(clusters: Vec<(&str, SocketAddr, proto::Protocol, proto::UpstreamTls, bool)>, tcp: Option<&str>) -> Config {
+fn client_config(
+    clusters: Vec<(&str, SocketAddr, proto::Protocol, proto::UpstreamTls, bool)>,
+    tcp: Option<&str>,
+) -> Config {
     let mut config = Config::default();
     let mut vhosts = Vec::new();
     for (name, to, protocol, t, mesh) in clusters {
         cluster(&mut config, name, to, protocol, t, mesh);
         let host = format!("{name}.test");
-        vhosts.push(vhost(name, &[&host], vec![route(vec![], forward(&[(name, 1)]))]));
+        vhosts.push(vhost(
+            name,
+            &[&host],
+            vec![route(vec![], forward(&[(name, 1)]))],
+        ));
     }
     config = config
         .route_config(proto::RouteConfig {
@@ -204,7 +228,11 @@ async fn http1_h2_and_tcp_over_mtls_reach_the_app_with_xfcc() {
         let ca = mesh_ca();
         let app = xfcc_backend().await;
         let echo = tcp_echo("echo").await;
-        let (server, _s) = start_with(identity(&ca, "server"), &server_config(app, echo, proto::MtlsMode::Strict)).await;
+        let (server, _s) = start_with(
+            identity(&ca, "server"),
+            &server_config(app, echo, proto::MtlsMode::Strict),
+        )
+        .await;
         let http_in = addr(&server, "inbound|http");
         let tcp_in = addr(&server, "inbound|tcp");
         let auto = tls(proto::TlsMode::Auto, &[SERVER]);
@@ -222,9 +250,16 @@ async fn http1_h2_and_tcp_over_mtls_reach_the_app_with_xfcc() {
             let reply = get_via(out, &format!("http://{host}/")).await;
             assert_eq!(reply.status, 200, "{host}: {reply:?}");
             let xfcc = &reply.body;
-            assert!(xfcc.starts_with(&format!("By={SERVER};Hash=")), "{host}: {xfcc}");
+            assert!(
+                xfcc.starts_with(&format!("By={SERVER};Hash=")),
+                "{host}: {xfcc}"
+            );
             assert!(xfcc.ends_with(&format!(";URI={CLIENT}")), "{host}: {xfcc}");
-            let hash = xfcc.split(";Hash=").nth(1).and_then(|r| r.split(';').next()).unwrap_or("");
+            let hash = xfcc
+                .split(";Hash=")
+                .nth(1)
+                .and_then(|r| r.split(';').next())
+                .unwrap_or("");
             assert_eq!(hash.len(), 64, "sha-256 hex: {xfcc}");
         }
         // STRICT would have refused plaintext: the echo proves mTLS.
@@ -239,11 +274,21 @@ async fn strict_refuses_plaintext_and_tls_without_a_client_certificate() {
         let ca = mesh_ca();
         let app = xfcc_backend().await;
         let echo = tcp_echo("echo").await;
-        let (server, _s) = start_with(identity(&ca, "server"), &server_config(app, echo, proto::MtlsMode::Strict)).await;
+        let (server, _s) = start_with(
+            identity(&ca, "server"),
+            &server_config(app, echo, proto::MtlsMode::Strict),
+        )
+        .await;
         let http_in = addr(&server, "inbound|http");
-        assert!(!plaintext_answered(http_in).await, "STRICT answered plaintext");
+        assert!(
+            !plaintext_answered(http_in).await,
+            "STRICT answered plaintext"
+        );
         let tcp = greeting(addr(&server, "inbound|tcp")).await;
-        assert!(!tcp.contains("echo"), "STRICT spliced plaintext TCP: {tcp:?}");
+        assert!(
+            !tcp.contains("echo"),
+            "STRICT spliced plaintext TCP: {tcp:?}"
+        );
 
         // TLS without a client certificate: the server's chain is shown,
         // then the connection fails.
@@ -269,7 +314,11 @@ async fn strict_refuses_plaintext_and_tls_without_a_client_certificate() {
                     .await;
                 let mut buf = Vec::new();
                 let read = tls.read_to_end(&mut buf).await;
-                assert!(read.is_err() || buf.is_empty(), "served without a client certificate: {:?}", String::from_utf8_lossy(&buf));
+                assert!(
+                    read.is_err() || buf.is_empty(),
+                    "served without a client certificate: {:?}",
+                    String::from_utf8_lossy(&buf)
+                );
             }
             // The server's certificate is not valid for 127.0.0.1 (it
             // carries only a SPIFFE ID), which is also a refusal here.
@@ -289,21 +338,45 @@ async fn permissive_serves_plaintext_and_mtls_on_one_port_and_follows_mode_chang
         let (server, server_proxy) = start_with(identity(&ca, "server"), &permissive).await;
         let http_in = addr(&server, "inbound|http");
         // Plaintext, with a forged XFCC that must not reach the app.
-        let plain = raw(http_in, "GET /", &[("host", "x"), ("x-forwarded-client-cert", "URI=forged")]).await;
+        let plain = raw(
+            http_in,
+            "GET /",
+            &[("host", "x"), ("x-forwarded-client-cert", "URI=forged")],
+        )
+        .await;
         assert_eq!(plain.status, 200, "{plain:?}");
         assert_eq!(plain.body, "-");
         let config = client_config(
-            vec![("h1", http_in, proto::Protocol::Http, tls(proto::TlsMode::Auto, &[]), true)],
+            vec![(
+                "h1",
+                http_in,
+                proto::Protocol::Http,
+                tls(proto::TlsMode::Auto, &[]),
+                true,
+            )],
             None,
         );
         let (client, _c) = start_with(identity(&ca, "client"), &config).await;
         let out = addr(&client, "outbound");
         let reply = get_via(out, "http://h1.test/").await;
         assert_eq!(reply.status, 200, "{reply:?}");
-        assert!(reply.body.ends_with(&format!("URI={CLIENT}")), "{}", reply.body);
+        assert!(
+            reply.body.ends_with(&format!("URI={CLIENT}")),
+            "{}",
+            reply.body
+        );
         // An incoming XFCC is kept on mTLS and this hop's entry appended.
-        let appended = raw(out, "GET http://h1.test/", &[("x-forwarded-client-cert", "By=a;URI=b")]).await;
-        assert!(appended.body.starts_with("By=a;URI=b,By="), "{}", appended.body);
+        let appended = raw(
+            out,
+            "GET http://h1.test/",
+            &[("x-forwarded-client-cert", "By=a;URI=b")],
+        )
+        .await;
+        assert!(
+            appended.body.starts_with("By=a;URI=b,By="),
+            "{}",
+            appended.body
+        );
 
         // Switching the listener to STRICT in place applies to new connections.
         let strict = server_config(app, echo, proto::MtlsMode::Strict);
@@ -314,7 +387,10 @@ async fn permissive_serves_plaintext_and_mtls_on_one_port_and_follows_mode_chang
         update.apply(&server).expect("mode change accepted");
         server_proxy.wait_reconciled().await;
         assert_eq!(addr(&server, "inbound|http"), http_in, "same socket");
-        assert!(!plaintext_answered(http_in).await, "STRICT after the change");
+        assert!(
+            !plaintext_answered(http_in).await,
+            "STRICT after the change"
+        );
         assert_eq!(get_via(out, "http://h1.test/").await.status, 200);
     })
     .await;
@@ -326,13 +402,23 @@ async fn disable_serves_plaintext_and_passes_tls_through() {
         let ca = mesh_ca();
         let app = xfcc_backend().await;
         let echo = tcp_echo("echo").await;
-        let (server, _s) = start_with(identity(&ca, "server"), &server_config(app, echo, proto::MtlsMode::Disable)).await;
+        let (server, _s) = start_with(
+            identity(&ca, "server"),
+            &server_config(app, echo, proto::MtlsMode::Disable),
+        )
+        .await;
         assert!(plaintext_answered(addr(&server, "inbound|http")).await);
         // A mesh ClientHello is not terminated: the TCP app answers in
         // plaintext, which the client's TLS cannot take.
         let tcp_in = addr(&server, "inbound|tcp");
         let config = client_config(
-            vec![("tcp", tcp_in, proto::Protocol::Tcp, tls(proto::TlsMode::Auto, &[]), true)],
+            vec![(
+                "tcp",
+                tcp_in,
+                proto::Protocol::Tcp,
+                tls(proto::TlsMode::Auto, &[]),
+                true,
+            )],
             Some("tcp"),
         );
         let (client, _c) = start_with(identity(&ca, "client"), &config).await;
@@ -349,12 +435,31 @@ async fn a_server_identity_outside_the_expected_sans_is_503_uf() {
         let ca = mesh_ca();
         let app = xfcc_backend().await;
         let echo = tcp_echo("echo").await;
-        let (server, _s) = start_with(identity(&ca, "server"), &server_config(app, echo, proto::MtlsMode::Strict)).await;
+        let (server, _s) = start_with(
+            identity(&ca, "server"),
+            &server_config(app, echo, proto::MtlsMode::Strict),
+        )
+        .await;
         let http_in = addr(&server, "inbound|http");
         let config = client_config(
             vec![
-                ("wrong", http_in, proto::Protocol::Http, tls(proto::TlsMode::IstioMutual, &["spiffe://cluster.local/ns/demo/sa/other"]), false),
-                ("right", http_in, proto::Protocol::Http, tls(proto::TlsMode::IstioMutual, &[SERVER]), false),
+                (
+                    "wrong",
+                    http_in,
+                    proto::Protocol::Http,
+                    tls(
+                        proto::TlsMode::IstioMutual,
+                        &["spiffe://cluster.local/ns/demo/sa/other"],
+                    ),
+                    false,
+                ),
+                (
+                    "right",
+                    http_in,
+                    proto::Protocol::Http,
+                    tls(proto::TlsMode::IstioMutual, &[SERVER]),
+                    false,
+                ),
             ],
             None,
         );
@@ -375,8 +480,20 @@ async fn without_an_identity_auto_sends_plaintext_and_istio_mutual_fails() {
         let app = xfcc_backend().await;
         let config = client_config(
             vec![
-                ("auto", app, proto::Protocol::Http, tls(proto::TlsMode::Auto, &[]), true),
-                ("mutual", app, proto::Protocol::Http, tls(proto::TlsMode::IstioMutual, &[]), true),
+                (
+                    "auto",
+                    app,
+                    proto::Protocol::Http,
+                    tls(proto::TlsMode::Auto, &[]),
+                    true,
+                ),
+                (
+                    "mutual",
+                    app,
+                    proto::Protocol::Http,
+                    tls(proto::TlsMode::IstioMutual, &[]),
+                    true,
+                ),
             ],
             None,
         );
@@ -441,9 +558,27 @@ async fn simple_tls_origination_verifies_the_backend() {
         };
         let config = client_config(
             vec![
-                ("good", backend, proto::Protocol::Http, simple(&good_ca, "backend.test"), false),
-                ("untrusted", backend, proto::Protocol::Http, simple(&other_ca, "backend.test"), false),
-                ("misnamed", backend, proto::Protocol::Http, simple(&good_ca, "other.test"), false),
+                (
+                    "good",
+                    backend,
+                    proto::Protocol::Http,
+                    simple(&good_ca, "backend.test"),
+                    false,
+                ),
+                (
+                    "untrusted",
+                    backend,
+                    proto::Protocol::Http,
+                    simple(&other_ca, "backend.test"),
+                    false,
+                ),
+                (
+                    "misnamed",
+                    backend,
+                    proto::Protocol::Http,
+                    simple(&good_ca, "other.test"),
+                    false,
+                ),
             ],
             None,
         );
@@ -459,12 +594,25 @@ async fn simple_tls_origination_verifies_the_backend() {
         // A CA file that cannot be read rejects the update, naming the
         // cluster and the field.
         let broken = client_config(
-            vec![("broken", backend, proto::Protocol::Http, simple("/nonexistent/ca.pem", ""), false)],
+            vec![(
+                "broken",
+                backend,
+                proto::Protocol::Http,
+                simple("/nonexistent/ca.pem", ""),
+                false,
+            )],
             None,
         );
         let err = broken.apply(&client).expect_err("rejected").to_string();
-        assert!(err.contains("\"broken\"") && err.contains("tls.ca_certificates"), "{err}");
-        assert_eq!(get_via(out, "http://good.test/").await.status, 200, "old config kept");
+        assert!(
+            err.contains("\"broken\"") && err.contains("tls.ca_certificates"),
+            "{err}"
+        );
+        assert_eq!(
+            get_via(out, "http://good.test/").await.status,
+            200,
+            "old config kept"
+        );
     })
     .await;
 }

@@ -27,7 +27,8 @@ impl PeerAuthentications {
             .filter_map(|r| r.spec::<PeerAuthentication>().map(|s| (r, s)))
             .collect();
         found.sort_by(|(a, _), (b, _)| {
-            (&a.meta.creation_timestamp, &a.meta.name).cmp(&(&b.meta.creation_timestamp, &b.meta.name))
+            (&a.meta.creation_timestamp, &a.meta.name)
+                .cmp(&(&b.meta.creation_timestamp, &b.meta.name))
         });
         let mut index = PeerAuthentications::default();
         for (r, spec) in found {

@@ -90,10 +90,7 @@ async fn offers_mesh_tls(stream: &TcpStream) -> bool {
         _ => return false,
     }
     match sni::peek_hello(stream, HELLO_WAIT).await {
-        Ok(hello) => hello
-            .alpn
-            .iter()
-            .any(|p| MESH_ALPN.contains(&p.as_slice())),
+        Ok(hello) => hello.alpn.iter().any(|p| MESH_ALPN.contains(&p.as_slice())),
         Err(_) => false,
     }
 }

@@ -398,7 +398,9 @@ async fn attempt(u: &Upstream) -> Option<(String, u16)> {
     let req = Request::get(uri)
         .body(RequestBody::empty())
         .expect("request");
-    let resp = u.send(req, Some(picked.endpoint), Some(picked.in_flight)).await;
+    let resp = u
+        .send(req, Some(picked.endpoint), Some(picked.in_flight))
+        .await;
     let result = match &resp {
         Ok(r) => AttemptResult::Response(r.status()),
         Err(SendError::ConnectFailure(_)) => AttemptResult::ConnectFailure,

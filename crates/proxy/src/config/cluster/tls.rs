@@ -141,7 +141,10 @@ fn server_name(name: &str) -> Option<ServerName<'static>> {
 
 impl UpstreamTls {
     /// `service`: the cluster's host, the SNI origination defaults to.
-    pub fn from_proto(spec: Option<proto::UpstreamTls>, service: &str) -> Result<UpstreamTls, String> {
+    pub fn from_proto(
+        spec: Option<proto::UpstreamTls>,
+        service: &str,
+    ) -> Result<UpstreamTls, String> {
         let spec = spec.unwrap_or_default();
         let mode = proto::TlsMode::try_from(spec.mode)
             .map_err(|_| format!("tls.mode: unknown mode {}", spec.mode))?;
@@ -228,7 +231,10 @@ mod tests {
         match auto.kind {
             TlsKind::Mesh(m) => {
                 assert!(m.auto);
-                assert_eq!(m.check, PeerCheck::UriSans(vec!["spiffe://td/ns/a/sa/b".into()]));
+                assert_eq!(
+                    m.check,
+                    PeerCheck::UriSans(vec!["spiffe://td/ns/a/sa/b".into()])
+                );
             }
             other => panic!("expected mesh, got {other:?}"),
         }
@@ -241,7 +247,10 @@ mod tests {
             "a",
         )
         .expect_err("missing file");
-        assert!(bad.starts_with("tls.ca_certificates: /nonexistent/ca.pem"), "{bad}");
+        assert!(
+            bad.starts_with("tls.ca_certificates: /nonexistent/ca.pem"),
+            "{bad}"
+        );
         let half = UpstreamTls::from_proto(
             Some(proto::UpstreamTls {
                 mode: proto::TlsMode::Mutual as i32,
