@@ -284,10 +284,17 @@ async fn strict_refuses_plaintext_and_tls_without_a_client_certificate() {
             !plaintext_answered(http_in).await,
             "STRICT answered plaintext"
         );
-        let tcp = greeting(addr(&server, "inbound|tcp")).await;
+        // A plaintext TCP client speaking first is refused, not spliced.
+        let mut tcp = TcpStream::connect(addr(&server, "inbound|tcp"))
+            .await
+            .expect("connect");
+        tcp.write_all(b"ping\n").await.expect("write");
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut got)).await;
+        let got = String::from_utf8_lossy(&got);
         assert!(
-            !tcp.contains("echo"),
-            "STRICT spliced plaintext TCP: {tcp:?}"
+            !got.contains("echo"),
+            "STRICT spliced plaintext TCP: {got:?}"
         );
 
         // TLS without a client certificate: the server's chain is shown,
@@ -326,6 +333,21 @@ async fn strict_refuses_plaintext_and_tls_without_a_client_certificate() {
         }
     })
     .await;
+}
+
+/// A ClientHello offering `alpn`, as rustls writes it.
+fn client_hello(alpn: &[&[u8]]) -> Vec<u8> {
+    let mut config = rustls::ClientConfig::builder_with_provider(weft_pki::provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let name = ServerName::try_from("app.test").expect("name");
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let mut out = Vec::new();
+    conn.write_tls(&mut out).expect("hello");
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,6 +399,17 @@ async fn permissive_serves_plaintext_and_mtls_on_one_port_and_follows_mode_chang
             "{}",
             appended.body
         );
+
+        // TLS without a mesh ALPN is the application's: passed through, so
+        // the TCP app's plaintext greeting comes back.
+        let hello = client_hello(&[b"h2"]);
+        let mut raw_tls = TcpStream::connect(addr(&server, "inbound|tcp"))
+            .await
+            .expect("connect");
+        raw_tls.write_all(&hello).await.expect("hello");
+        let mut line = [0u8; 5];
+        raw_tls.read_exact(&mut line).await.expect("greeting");
+        assert_eq!(&line, b"echo\n");
 
         // Switching the listener to STRICT in place applies to new connections.
         let strict = server_config(app, echo, proto::MtlsMode::Strict);
