@@ -19,6 +19,8 @@
 //! - `control_plane`: TLS for the control plane's secure port, both sides.
 //! - `workload`: a proxy's certificate task and its trusted roots.
 //! - `report`: the admin page's view of an identity.
+//! - `origination`: client configs from files for TLS to non-mesh servers
+//!   (DestinationRule SIMPLE/MUTUAL). `fingerprint`: certificate hashes.
 
 pub mod authn;
 pub mod ca;
@@ -28,7 +30,9 @@ pub mod cert;
 pub mod control_plane;
 pub mod csr;
 mod files;
+pub mod fingerprint;
 pub mod identity;
+pub mod origination;
 pub mod report;
 pub mod spiffe;
 pub mod token;

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
 use crate::config::common::Protocol;
@@ -50,6 +51,25 @@ pub async fn detect(stream: &TcpStream) -> Protocol {
             None => last = n,
         }
     }
+}
+
+/// [`detect`] on a stream that cannot be peeked (decrypted mTLS): reads
+/// until the bytes decide, and returns them to be put back in front.
+pub async fn detect_io<S: AsyncRead + Unpin>(stream: &mut S) -> (Protocol, Vec<u8>) {
+    let mut buf = [0u8; 16];
+    let mut n = 0;
+    let deadline = tokio::time::Instant::now() + SNIFF_LIMIT;
+    while n < buf.len() {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf[n..])).await {
+            Ok(Ok(read)) if read > 0 => n += read,
+            // Closed, failed or silent: nothing HTTP-like arrived.
+            _ => return (Protocol::Tcp, buf[..n].to_vec()),
+        }
+        if let Some(p) = classify(&buf[..n]) {
+            return (p, buf[..n].to_vec());
+        }
+    }
+    (Protocol::Tcp, buf[..n].to_vec())
 }
 
 /// Some(protocol) once the bytes decide it, None while they could still be a

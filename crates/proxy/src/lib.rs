@@ -5,6 +5,7 @@
 //! - `listeners`: binds and unbinds listeners as the snapshot changes.
 //! - `http`: HTTP/1.1 and h2 proxying: forward proxy, routing, upstream.
 //! - `tcp`: TCP routing and byte splicing. `detect`: protocol sniffing.
+//! - `tls`: inbound mesh mTLS (PeerAuthentication modes, XFCC).
 //! - `upstream`: per-cluster state, load balancing, connection pools.
 //! - [`admin`]: admin and status servers. `metrics`: Prometheus metrics.
 //!
@@ -32,6 +33,7 @@ mod listeners;
 pub mod metrics;
 mod sni;
 mod tcp;
+mod tls;
 mod upstream;
 pub mod worker;
 

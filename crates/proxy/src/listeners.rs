@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use crate::config::common::Protocol;
-use crate::config::listener::{BindAddress, Listener};
+use crate::config::listener::{BindAddress, Direction, Listener};
 use crate::config::{ListenerStatus, ProxyState, Snapshot};
 use crate::sni::ClientHello;
 
@@ -41,6 +41,8 @@ pub(crate) struct ConnInfo {
     /// when it authenticated with mTLS; AuthorizationPolicy principals and
     /// namespaces match against it. None until mTLS terminates here.
     pub peer_principal: Option<Arc<str>>,
+    /// This hop's `x-forwarded-client-cert` entry, on mTLS connections only.
+    pub xfcc: Option<http::HeaderValue>,
 }
 
 impl ConnInfo {
@@ -52,6 +54,7 @@ impl ConnInfo {
             local: self.local,
             peer: Some(peer),
             peer_principal: None,
+            xfcc: None,
         }
     }
 }
@@ -198,6 +201,7 @@ impl ListenerManager {
             local,
             peer: None,
             peer_principal: None,
+            xfcc: None,
         });
         let task = tokio::spawn(accept_loop(socket, info, stop_rx));
         self.bound.insert(
@@ -312,20 +316,10 @@ async fn handle(conn: Accepted, info: Arc<ConnInfo>, drain: watch::Receiver<bool
         Accepted::Tcp(stream, peer) => {
             let info = Arc::new(info.for_peer(peer));
             let _ = stream.set_nodelay(true);
-            let protocol = match listener.protocol {
-                Protocol::Detect => crate::detect::detect(&stream).await,
-                p => p,
-            };
-            if protocol.is_http() {
-                crate::http::serve(stream, info, drain).await;
-            } else if matches!(protocol, Protocol::Tls | Protocol::Https) {
-                let server_name = match crate::sni::peek_server_name(&stream, SNI_WAIT).await {
-                    ClientHello::ServerName(name) => Some(name),
-                    _ => None,
-                };
-                crate::tcp::serve(stream, info, listener, server_name.as_deref()).await;
+            if listener.direction == Direction::Inbound {
+                crate::tls::serve_inbound(stream, info, listener, drain).await;
             } else {
-                crate::tcp::serve(stream, info, listener, None).await;
+                serve_plain(stream, info, listener, drain).await;
             }
         }
         Accepted::Unix(stream) => {
@@ -336,6 +330,31 @@ async fn handle(conn: Accepted, info: Arc<ConnInfo>, drain: watch::Receiver<bool
                 crate::http::serve(stream, info, drain).await;
             }
         }
+    }
+}
+
+/// A TCP connection as it arrived (no mTLS termination): protocol
+/// detection, then HTTP, SNI-routed TLS, or TCP.
+pub(crate) async fn serve_plain(
+    stream: TcpStream,
+    info: Arc<ConnInfo>,
+    listener: Arc<Listener>,
+    drain: watch::Receiver<bool>,
+) {
+    let protocol = match listener.protocol {
+        Protocol::Detect => crate::detect::detect(&stream).await,
+        p => p,
+    };
+    if protocol.is_http() {
+        crate::http::serve(stream, info, drain).await;
+    } else if matches!(protocol, Protocol::Tls | Protocol::Https) {
+        let server_name = match crate::sni::peek_server_name(&stream, SNI_WAIT).await {
+            ClientHello::ServerName(name) => Some(name),
+            _ => None,
+        };
+        crate::tcp::serve(stream, info, listener, server_name.as_deref()).await;
+    } else {
+        crate::tcp::serve(stream, info, listener, None).await;
     }
 }
 

@@ -23,35 +23,56 @@ pub enum ClientHello {
 const HANDSHAKE: u8 = 22;
 const CLIENT_HELLO: u8 = 1;
 const SERVER_NAME_EXTENSION: u16 = 0;
+const ALPN_EXTENSION: u16 = 16;
 const HOST_NAME: u8 = 0;
 /// A ClientHello larger than this (post-quantum key shares make them ~1.5 KB)
 /// is not waited for.
 pub const MAX_PEEK: usize = 16 * 1024;
 
+/// What a complete ClientHello offers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hello {
+    /// Lowercase.
+    pub server_name: Option<String>,
+    /// The ALPN protocols, in the client's order.
+    pub alpn: Vec<Vec<u8>>,
+}
+
 /// Parses `buf`, the first bytes of a connection.
+#[cfg(test)]
 pub fn parse(buf: &[u8]) -> ClientHello {
-    let mut r = Reader(buf);
-    let Some(content_type) = r.u8() else {
-        return ClientHello::Incomplete;
-    };
-    if content_type != HANDSHAKE {
-        return ClientHello::NotTls;
-    }
-    let (Some(_version), Some(record_len)) = (r.u16(), r.u16()) else {
-        return ClientHello::Incomplete;
-    };
-    let Some(record) = r.take(usize::from(record_len)) else {
-        return ClientHello::Incomplete;
-    };
-    // A ClientHello split across records is legal but unseen in practice;
-    // reading the first record only keeps this simple.
-    match client_hello(Reader(record)) {
-        Some(found) => found,
-        None => ClientHello::NotTls,
+    match parse_hello(buf) {
+        Ok(Hello {
+            server_name: Some(name),
+            ..
+        }) => ClientHello::ServerName(name),
+        Ok(_) => ClientHello::NoServerName,
+        Err(other) => other,
     }
 }
 
-fn client_hello(mut r: Reader<'_>) -> Option<ClientHello> {
+/// Parses `buf` into the hello's details, or why it cannot (`NotTls`,
+/// `Incomplete`).
+pub fn parse_hello(buf: &[u8]) -> Result<Hello, ClientHello> {
+    let mut r = Reader(buf);
+    let Some(content_type) = r.u8() else {
+        return Err(ClientHello::Incomplete);
+    };
+    if content_type != HANDSHAKE {
+        return Err(ClientHello::NotTls);
+    }
+    let (Some(_version), Some(record_len)) = (r.u16(), r.u16()) else {
+        return Err(ClientHello::Incomplete);
+    };
+    let Some(record) = r.take(usize::from(record_len)) else {
+        return Err(ClientHello::Incomplete);
+    };
+    // A ClientHello split across records is legal but unseen in practice;
+    // reading the first record only keeps this simple.
+    client_hello(Reader(record)).ok_or(ClientHello::NotTls)
+}
+
+fn client_hello(mut r: Reader<'_>) -> Option<Hello> {
     if r.u8()? != CLIENT_HELLO {
         return None;
     }
@@ -64,8 +85,9 @@ fn client_hello(mut r: Reader<'_>) -> Option<ClientHello> {
     body.take(usize::from(suites))?;
     let compression = body.u8()?;
     body.take(usize::from(compression))?;
+    let mut hello = Hello::default();
     if body.0.is_empty() {
-        return Some(ClientHello::NoServerName);
+        return Some(hello);
     }
     let extensions_len = body.u16()?;
     let mut extensions = Reader(body.take(usize::from(extensions_len))?);
@@ -74,10 +96,23 @@ fn client_hello(mut r: Reader<'_>) -> Option<ClientHello> {
         let len = extensions.u16()?;
         let data = extensions.take(usize::from(len))?;
         if kind == SERVER_NAME_EXTENSION {
-            return server_name(Reader(data)).map(ClientHello::ServerName);
+            hello.server_name = Some(server_name(Reader(data))?);
+        } else if kind == ALPN_EXTENSION {
+            hello.alpn = alpn(Reader(data))?;
         }
     }
-    Some(ClientHello::NoServerName)
+    Some(hello)
+}
+
+fn alpn(mut r: Reader<'_>) -> Option<Vec<Vec<u8>>> {
+    let list_len = r.u16()?;
+    let mut list = Reader(r.take(usize::from(list_len))?);
+    let mut out = Vec::new();
+    while !list.0.is_empty() {
+        let len = list.u8()?;
+        out.push(list.take(usize::from(len))?.to_vec());
+    }
+    Some(out)
 }
 
 fn server_name(mut r: Reader<'_>) -> Option<String> {
@@ -98,19 +133,32 @@ fn server_name(mut r: Reader<'_>) -> Option<String> {
 /// Peeks at `stream` until its ClientHello can be read, the peer stops
 /// sending for `wait`, or `MAX_PEEK` bytes have arrived.
 pub async fn peek_server_name(stream: &TcpStream, wait: Duration) -> ClientHello {
+    match peek_hello(stream, wait).await {
+        Ok(Hello {
+            server_name: Some(name),
+            ..
+        }) => ClientHello::ServerName(name),
+        Ok(_) => ClientHello::NoServerName,
+        Err(other) => other,
+    }
+}
+
+/// [`peek_server_name`] with every detail of the hello. Plaintext is told
+/// as soon as its first byte arrives.
+pub async fn peek_hello(stream: &TcpStream, wait: Duration) -> Result<Hello, ClientHello> {
     let mut buf = vec![0u8; MAX_PEEK];
     let deadline = tokio::time::Instant::now() + wait;
     let mut last = 0;
     loop {
         let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
             Ok(Ok(n)) => n,
-            _ => return ClientHello::Incomplete,
+            _ => return Err(ClientHello::Incomplete),
         };
         if n == 0 {
-            return ClientHello::Incomplete;
+            return Err(ClientHello::Incomplete);
         }
-        match parse(&buf[..n]) {
-            ClientHello::Incomplete if n < MAX_PEEK => {}
+        match parse_hello(&buf[..n]) {
+            Err(ClientHello::Incomplete) if n < MAX_PEEK => {}
             found => return found,
         }
         if n == last {
@@ -197,6 +245,26 @@ mod tests {
         for cut in [0, 1, 5, 40, hello.len() - 1] {
             assert_eq!(parse(&hello[..cut]), ClientHello::Incomplete, "cut {cut}");
         }
+    }
+
+    #[test]
+    fn reads_the_alpn_list() {
+        use std::sync::Arc;
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"istio-h2".to_vec(), b"h2".to_vec()];
+        let server = rustls::pki_types::ServerName::try_from("a.b").expect("name");
+        let mut conn = rustls::ClientConnection::new(Arc::new(config), server).expect("client");
+        let mut out = Vec::new();
+        conn.write_tls(&mut out).expect("write hello");
+        let hello = parse_hello(&out).expect("complete");
+        assert_eq!(hello.server_name.as_deref(), Some("a.b"));
+        assert_eq!(hello.alpn, vec![b"istio-h2".to_vec(), b"h2".to_vec()]);
     }
 
     #[test]

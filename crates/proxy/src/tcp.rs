@@ -109,12 +109,21 @@ pub(crate) async fn serve<S>(
     )
     .await
     .and_then(|s| configure_socket(&s, &upstream.cluster.pool).map(|()| s));
-    let mut stream = match connected {
+    let stream = match connected {
         Ok(s) => s,
         Err(e) => {
             upstream.report(picked.endpoint, AttemptResult::ConnectFailure);
             state.metrics().connect_failure(name);
             tracing::info!(target: "weft::access", listener = %listener.name, cluster = %name, flags = "UF", error = %e, "upstream connect failure");
+            return;
+        }
+    };
+    let mut stream = match upstream.secure_tcp(picked.endpoint, stream).await {
+        Ok(s) => s,
+        Err(e) => {
+            upstream.report(picked.endpoint, AttemptResult::ConnectFailure);
+            state.metrics().connect_failure(name);
+            tracing::info!(target: "weft::access", listener = %listener.name, cluster = %name, flags = "UF", error = %e, "upstream TLS failure");
             return;
         }
     };
@@ -170,14 +179,15 @@ async fn revoked(conn: &ConnInfo, name: &str, server_name: Option<&str>) {
     std::future::pending::<()>().await;
 }
 
-async fn splice<S>(
+async fn splice<S, U>(
     downstream: &mut S,
-    upstream: &mut tokio::net::TcpStream,
+    upstream: &mut U,
     listener: &Listener,
     cluster: &str,
     idle_timeout: Option<Duration>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
 {
     let activity = LastActivity::default();
     let mut tracked = Tracked {

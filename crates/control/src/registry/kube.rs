@@ -116,6 +116,7 @@ pub(super) fn services(
             addresses,
             export_to: ExportTo::parse(&export, namespace, default_export),
             endpoints,
+            subject_alt_names: Vec::new(),
             order: order_of(r),
         });
     }

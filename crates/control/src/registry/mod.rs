@@ -75,6 +75,9 @@ pub struct Service {
     pub addresses: Vec<String>,
     pub export_to: ExportTo,
     pub endpoints: Vec<ServiceEndpoint>,
+    /// ServiceEntry `subjectAltNames`: identities its endpoints may present
+    /// (added to the service accounts mesh mTLS expects).
+    pub subject_alt_names: Vec<String>,
     /// Istio's conflict order: creation time, then namespace and name.
     pub order: (Option<String>, String, String),
 }

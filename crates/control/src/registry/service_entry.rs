@@ -84,6 +84,7 @@ pub(super) fn services(
             addresses: se.addresses.clone(),
             export_to: export_to.clone(),
             endpoints,
+            subject_alt_names: se.subject_alt_names.clone(),
             order: order_of(r),
         });
     }

@@ -3,6 +3,7 @@
 //! whole, so readers never lock and never see half an update.
 
 mod destination_rules;
+mod peer_authns;
 mod sidecars;
 mod virtual_services;
 
@@ -15,6 +16,7 @@ use weft_xds::node::ProxyId;
 use weft_xds::source::Resource as XdsResource;
 
 pub use self::destination_rules::{DestinationRules, DrEntry};
+pub use self::peer_authns::{PaEntry, PeerAuthentications};
 pub use self::sidecars::{SidecarEntry, Sidecars};
 pub use self::virtual_services::{MESH_GATEWAY, VirtualServices, VsEntry, binds_mesh};
 use crate::registry::Registry;
@@ -34,6 +36,7 @@ pub struct PushSnapshot {
     pub sidecars: Sidecars,
     /// AuthorizationPolicies and RequestAuthentications by namespace.
     pub security: SecurityPolicies,
+    pub peer_authentications: PeerAuthentications,
     /// Where each proxy's forward proxy listens (the proxy's `--outbound-port`).
     pub outbound_port: u32,
     /// How many resources the snapshot was built from.
@@ -73,6 +76,7 @@ impl PushSnapshot {
         let destination_rules = DestinationRules::build(resources, &dr_export);
         let sidecars = Sidecars::build(resources);
         let security = SecurityPolicies::build(resources);
+        let peer_authentications = PeerAuthentications::build(resources);
         let mesh_port = u32::try_from(mesh.proxy_listen_port)
             .ok()
             .filter(|p| *p != 0);
@@ -84,6 +88,7 @@ impl PushSnapshot {
             destination_rules,
             sidecars,
             security,
+            peer_authentications,
             resource_count: resources.len(),
             build_time: started.elapsed(),
             cache: Cache::default(),

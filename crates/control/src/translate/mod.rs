@@ -10,6 +10,7 @@
 mod cluster;
 mod intern;
 mod listener;
+mod peer_authn;
 mod route;
 mod scope;
 pub(crate) mod security;

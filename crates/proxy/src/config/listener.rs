@@ -30,6 +30,16 @@ pub struct Listener {
     pub authorization: Option<Arc<crate::authz::Authorization>>,
     /// Inbound: RequestAuthentication JWT rules (None: tokens are ignored).
     pub authentication: Option<Arc<crate::authn::Authentication>>,
+    /// Inbound: PeerAuthentication's mode for this port.
+    pub mtls_mode: MtlsMode,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MtlsMode {
+    Permissive,
+    Strict,
+    Disable,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -138,6 +148,12 @@ impl Listener {
             Err(_) => return Err(format!("unknown direction {}", l.direction)),
         };
         let protocol = Protocol::from_proto(l.protocol)?;
+        let mtls_mode = match proto::MtlsMode::try_from(l.mtls_mode) {
+            Ok(proto::MtlsMode::Permissive) => MtlsMode::Permissive,
+            Ok(proto::MtlsMode::Strict) => MtlsMode::Strict,
+            Ok(proto::MtlsMode::Disable) => MtlsMode::Disable,
+            Err(_) => return Err(format!("unknown mtls_mode {}", l.mtls_mode)),
+        };
         let tcp_routes = l
             .tcp_routes
             .into_iter()
@@ -184,6 +200,7 @@ impl Listener {
             service_port,
             authorization,
             authentication,
+            mtls_mode,
         })
     }
 

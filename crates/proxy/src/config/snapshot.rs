@@ -175,7 +175,7 @@ fn upstreams(
             let cluster = c.value.clone();
             let state = match prev.get(&*cluster.name) {
                 Some(old) if old.state.fits(&cluster) => old.state.clone(),
-                _ => Arc::new(ClusterState::new(&cluster)),
+                _ => Arc::new(ClusterState::with_identity(&cluster, node.identity.clone())),
             };
             let endpoints = endpoints.get(&*cluster.name).map(|e| e.value.clone());
             let plan = state.plan_for(&cluster, endpoints.as_ref(), node);

@@ -39,10 +39,13 @@ pub(crate) static NAMES: LazyLock<Names> = LazyLock::new(|| Names {
 });
 
 pub async fn handle(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     conn: Arc<ConnInfo>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let listener = conn.listener.load_full();
+    if listener.direction == Direction::Inbound {
+        crate::tls::xfcc::apply(req.headers_mut(), conn.xfcc.as_ref());
+    }
     let snapshot = conn.state.snapshot();
     // Kept for the access log; Method and Uri clone without allocating for
     // standard methods (the Uri shares its buffer).

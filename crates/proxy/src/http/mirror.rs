@@ -122,7 +122,11 @@ async fn send(
         Version::HTTP_11
     };
     let endpoint = picked.endpoint;
-    let result = tokio::time::timeout(limit, upstream.send(req, Some(picked.in_flight))).await;
+    let result = tokio::time::timeout(
+        limit,
+        upstream.send(req, Some(endpoint), Some(picked.in_flight)),
+    )
+    .await;
     let outcome = match result {
         Err(_) => {
             upstream.report(endpoint, AttemptResult::Timeout);

@@ -148,7 +148,7 @@ pub async fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
         let per_try = policy
             .and_then(|p| p.per_try_timeout)
             .map(|t| Instant::now() + t);
-        let result = run_attempt(s.upstream, req, in_flight, per_try, deadline).await;
+        let result = run_attempt(s.upstream, req, endpoint, in_flight, per_try, deadline).await;
         if let Some(e) = endpoint {
             s.upstream.report(e, attempt_result(&result));
             if avoid_previous && !last {
@@ -196,6 +196,7 @@ pub async fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
 async fn run_attempt(
     upstream: &Upstream,
     req: Request<RequestBody>,
+    endpoint: Option<&crate::config::cluster::Endpoint>,
     in_flight: Option<crate::upstream::lb::InFlight>,
     per_try: Option<Instant>,
     deadline: Option<Instant>,
@@ -207,7 +208,7 @@ async fn run_attempt(
         (None, Some(d)) => Some((d, false)),
         (None, None) => None,
     };
-    let sent = upstream.send(req, in_flight);
+    let sent = upstream.send(req, endpoint, in_flight);
     let result = match limit {
         None => sent.await,
         Some((at, is_per_try)) => match tokio::time::timeout_at(at, sent).await {

@@ -144,6 +144,7 @@ mod tests {
                 .collect(),
             service_account: String::new(),
             locality: locality.into(),
+            mesh_tls: false,
             stats: Arc::default(),
         }
     }

@@ -21,6 +21,7 @@ pub mod outlier;
 pub mod plan;
 pub mod pool;
 pub mod response;
+pub mod tls;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -149,12 +150,22 @@ impl Upstream {
 
     /// Sends a request whose URI already names the endpoint (or, for a
     /// passthrough cluster, the requested address) over the cluster's pool.
+    /// `endpoint`: the one picked (None for a passthrough address); with
+    /// auto mTLS it decides between mesh mTLS and plaintext.
     pub async fn send(
         &self,
         req: Request<RequestBody>,
+        endpoint: Option<&Endpoint>,
         in_flight: Option<InFlight>,
     ) -> Result<Response<UpstreamBody>, SendError> {
-        let (resp, guards) = self.state.pools.send(req).await?;
+        let pools = &self.state.pools;
+        let secure = tls::decide(
+            &pools.settings.tls,
+            &pools.identity,
+            endpoint,
+            &pools.no_cert_warned,
+        )?;
+        let (resp, guards) = pools.send(req, secure).await?;
         Ok(resp.map(|body| UpstreamBody::with_guards(body, in_flight, guards)))
     }
 
@@ -193,6 +204,35 @@ impl Upstream {
             .circuit
             .try_acquire(Resource::Retries)
             .map(RetryPermit)
+    }
+
+    /// Wraps a TCP connection to `endpoint` in TLS when the cluster says so
+    /// (TCP proxying; ALPN for opaque TCP).
+    pub async fn secure_tcp(
+        &self,
+        endpoint: &Endpoint,
+        tcp: tokio::net::TcpStream,
+    ) -> Result<tls::Stream, SendError> {
+        let pools = &self.state.pools;
+        match tls::decide(
+            &pools.settings.tls,
+            &pools.identity,
+            Some(endpoint),
+            &pools.no_cert_warned,
+        )? {
+            tls::Secure::Plain => Ok(tls::Stream::Plain(tcp)),
+            tls::Secure::Tls => {
+                tls::handshake(
+                    tcp,
+                    &pools.settings.tls,
+                    &pools.identity,
+                    &endpoint.address.host,
+                    crate::config::cluster::tls::Usage::Tcp,
+                    self.cluster.connect_timeout,
+                )
+                .await
+            }
+        }
     }
 
     /// A connection slot for TCP proxying, or None at max_connections.
@@ -256,10 +296,15 @@ impl fmt::Debug for ClusterState {
 }
 
 impl ClusterState {
+    /// State for a proxy without a workload identity (plaintext only).
     pub fn new(cluster: &Cluster) -> ClusterState {
+        ClusterState::with_identity(cluster, weft_pki::Identity::new())
+    }
+
+    pub fn with_identity(cluster: &Cluster, identity: weft_pki::Identity) -> ClusterState {
         ClusterState {
             rr: AtomicUsize::new(0),
-            pools: Pools::new(PoolSettings::of(cluster)),
+            pools: Pools::new(PoolSettings::of(cluster), identity),
             ejection_lock: Mutex::new(()),
             epoch: outlier::now_ms(),
             plan: ArcSwapOption::empty(),

@@ -216,6 +216,7 @@ mod tests {
                 labels: Default::default(),
                 service_account: String::new(),
                 locality: String::new(),
+                mesh_tls: false,
                 stats: Arc::default(),
             })
             .collect()

@@ -23,6 +23,7 @@ fn endpoint(i: usize, weight: u32, locality: &str) -> Endpoint {
         labels: Default::default(),
         service_account: String::new(),
         locality: locality.into(),
+        mesh_tls: false,
         stats: Arc::default(),
     }
 }
@@ -397,7 +398,9 @@ async fn attempt(u: &Upstream) -> Option<(String, u16)> {
     let req = Request::get(uri)
         .body(RequestBody::empty())
         .expect("request");
-    let resp = u.send(req, Some(picked.in_flight)).await;
+    let resp = u
+        .send(req, Some(picked.endpoint), Some(picked.in_flight))
+        .await;
     let result = match &resp {
         Ok(r) => AttemptResult::Response(r.status()),
         Err(SendError::ConnectFailure(_)) => AttemptResult::ConnectFailure,

@@ -6,6 +6,7 @@ mod load_balancer;
 mod outlier;
 mod policy;
 mod pool;
+mod tls;
 
 use std::sync::Arc;
 
@@ -112,7 +113,15 @@ fn build(
         for (subset, subset_policy, labels) in variants {
             let policy = EffectivePolicy::resolve(top, subset_policy, port.number);
             let name = cluster_name(port.number, subset, &service.hostname);
-            let (cluster, unapplied) = cluster(service, port, subset, &policy, &defaults);
+            let (mut cluster, mut unapplied) = cluster(service, port, subset, &policy, &defaults);
+            cluster.tls = Some(tls::upstream_tls(
+                view.snapshot,
+                service,
+                port,
+                subset,
+                policy.tls,
+                &mut unapplied,
+            ));
             report(dr, &cluster.name, &unapplied);
             out.clusters.push(interner.cluster(&cluster));
             let endpoints = Endpoints {
@@ -141,10 +150,7 @@ fn cluster(
 ) -> (Cluster, Unapplied) {
     let mut unapplied = Unapplied::new();
     let cluster = cluster_of(service, port, subset, policy, defaults, &mut unapplied);
-    // TLS origination, tunnelling and PROXY protocol are later work.
-    if policy.tls.is_some() {
-        unapplied.push("tls");
-    }
+    // Tunnelling and PROXY protocol are later work.
     if policy.tunnel {
         unapplied.push("tunnel");
     }
@@ -195,6 +201,7 @@ fn cluster_of(
             unapplied,
         ),
         outlier_detection,
+        tls: None,
     }
 }
 

@@ -17,7 +17,6 @@ pub(super) struct EffectivePolicy<'a> {
     pub connection_pool: Option<&'a ConnectionPoolSettings>,
     pub outlier_detection: Option<&'a OutlierDetection>,
     pub retry_budget: Option<&'a RetryBudget>,
-    /// Carried only to report that it is not applied yet.
     pub tls: Option<&'a ClientTLSSettings>,
     pub tunnel: bool,
     pub proxy_protocol: bool,

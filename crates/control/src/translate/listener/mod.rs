@@ -18,6 +18,7 @@ const UNIX_PREFIX: &str = "unix://";
 pub(super) fn listeners(view: &ProxyView<'_>) -> Vec<Listener> {
     let mut out = inbound(view);
     super::security::attach(view, &mut out);
+    super::peer_authn::apply(view, &mut out);
     let ip = view.proxy.ip.as_str();
     let port = view
         .proxy

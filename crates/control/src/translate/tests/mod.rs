@@ -1,5 +1,6 @@
 mod delegation;
 mod l4;
+mod peer_authn;
 mod resilience;
 mod routes;
 

@@ -12,6 +12,7 @@ use super::common::{HostPort, Protocol, duration, ser_duration, ser_duration_opt
 use crate::upstream::outlier::OutlierState;
 
 mod policy;
+pub mod tls;
 
 pub use policy::{
     ConnectionPool, ConsistentHash, Distribute, Failover, HashAlgorithm, HashKey, Keepalive,
@@ -41,6 +42,7 @@ pub struct Cluster {
     pub warmup: Option<Duration>,
     pub pool: ConnectionPool,
     pub outlier: Option<OutlierDetection>,
+    pub tls: tls::UpstreamTls,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -65,6 +67,7 @@ impl Cluster {
             Some(d) if !d.is_zero() => d,
             _ => DEFAULT_CONNECT_TIMEOUT,
         };
+        let tls = tls::UpstreamTls::from_proto(c.tls, &c.service)?;
         Ok(Cluster {
             name: Arc::from(name),
             service: c.service,
@@ -94,6 +97,7 @@ impl Cluster {
                 .outlier_detection
                 .map(OutlierDetection::from_proto)
                 .transpose()?,
+            tls,
         })
     }
 
@@ -117,6 +121,8 @@ pub struct Endpoint {
     pub labels: BTreeMap<String, String>,
     pub service_account: String,
     pub locality: String,
+    /// Labelled `security.istio.io/tlsMode: istio`: accepts mesh mTLS (auto mTLS).
+    pub mesh_tls: bool,
     /// Live counters; carried over from the previous snapshot for the same
     /// address so least-request balancing survives endpoint updates.
     #[serde(serialize_with = "ser_stats")]
@@ -161,7 +167,10 @@ impl EndpointSet {
                         ep.address
                     ));
                 }
+                let mesh_tls = ep.labels.get(tls::TLS_MODE_LABEL).map(String::as_str)
+                    == Some(tls::TLS_MODE_ISTIO);
                 Ok(Endpoint {
+                    mesh_tls,
                     address: HostPort::new(&ep.address, ep.port)
                         .map_err(|err| format!("endpoint {}: {err}", ep.address))?,
                     // Envoy requires weights of at least 1; proto3 cannot tell 0 from unset.

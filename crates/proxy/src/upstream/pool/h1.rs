@@ -13,6 +13,7 @@ use super::super::circuit::{Permit, Resource};
 use super::super::outlier::now_ms;
 use super::super::{RequestBody, SendError, error_chain};
 use super::{Activity, EndpointPool, Pools, Slot, StreamGuard, expired};
+use crate::config::cluster::tls::Usage;
 
 pub(super) struct H1Conn {
     sender: http1::SendRequest<RequestBody>,
@@ -124,7 +125,11 @@ impl Pools {
             return Some(Ok((conn, true)));
         }
         let permit = self.connection_permit(endpoint)?;
-        Some(self.connect_h1(authority, permit).await.map(|c| (c, false)))
+        Some(
+            self.connect_h1(authority, endpoint.secure, permit)
+                .await
+                .map(|c| (c, false)),
+        )
     }
 
     fn take_idle(&self, endpoint: &EndpointPool) -> Option<H1Conn> {
@@ -143,8 +148,13 @@ impl Pools {
         None
     }
 
-    async fn connect_h1(&self, authority: &Authority, permit: Slot) -> Result<H1Conn, SendError> {
-        let stream = self.connect(authority).await?;
+    async fn connect_h1(
+        &self,
+        authority: &Authority,
+        secure: bool,
+        permit: Slot,
+    ) -> Result<H1Conn, SendError> {
+        let stream = self.connect(authority, secure, Usage::Http1).await?;
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await

@@ -15,6 +15,7 @@ use super::super::outlier::now_ms;
 use super::super::{RequestBody, SendError, error_chain};
 use super::{Activity, EndpointPool, Pools, Slot, StreamGuard, expired};
 use crate::config::cluster::ConnectionPool;
+use crate::config::cluster::tls::Usage;
 
 pub(super) struct H2Conn {
     sender: http2::SendRequest<RequestBody>,
@@ -91,7 +92,7 @@ impl Pools {
                 }
             }
             if let Some(permit) = self.connection_permit(endpoint) {
-                let conn = self.connect_h2(authority, permit).await?;
+                let conn = self.connect_h2(authority, endpoint.secure, permit).await?;
                 conn.uses.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut conns) = endpoint.h2[crate::worker::current()].lock() {
                     conns.push(conn.clone());
@@ -122,9 +123,10 @@ impl Pools {
     async fn connect_h2(
         &self,
         authority: &Authority,
+        secure: bool,
         permit: Slot,
     ) -> Result<Arc<H2Conn>, SendError> {
-        let stream = self.connect(authority).await?;
+        let stream = self.connect(authority, secure, Usage::Http2).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(TokioIo::new(stream))

@@ -10,7 +10,7 @@ mod h1;
 mod h2;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,10 +19,13 @@ use http::uri::Authority;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::net::TcpStream;
+use weft_pki::Identity;
 
 use super::circuit::{Circuit, Permit, Resource};
 use super::outlier::now_ms;
+use super::tls::{Secure, Stream};
 use super::{RequestBody, SendError};
+use crate::config::cluster::tls::{UpstreamTls, Usage};
 use crate::config::cluster::{Cluster, ConnectionPool};
 use crate::worker::MAX_WORKERS;
 
@@ -32,6 +35,9 @@ pub struct PoolSettings {
     pub h2: bool,
     pub connect_timeout: Duration,
     pub pool: ConnectionPool,
+    /// A TLS change makes new pools: connections made under the old
+    /// settings are not reused (Envoy drains them likewise).
+    pub tls: UpstreamTls,
 }
 
 impl PoolSettings {
@@ -40,6 +46,7 @@ impl PoolSettings {
             h2: cluster.speaks_h2(),
             connect_timeout: cluster.connect_timeout,
             pool: cluster.pool.clone(),
+            tls: cluster.tls.clone(),
         }
     }
 }
@@ -49,7 +56,14 @@ impl PoolSettings {
 pub struct Pools {
     pub settings: PoolSettings,
     pub circuit: Arc<Circuit>,
+    /// Plaintext connections and TLS ones, apart (auto mTLS decides per
+    /// endpoint, and a proxy gaining a certificate switches mid-life).
     endpoints: ArcSwap<HashMap<Authority, Arc<EndpointPool>>>,
+    tls_endpoints: ArcSwap<HashMap<Authority, Arc<EndpointPool>>>,
+    /// The proxy's workload identity (mesh mTLS).
+    pub identity: Identity,
+    /// Set once "ISTIO_MUTUAL without a certificate" has been logged.
+    pub no_cert_warned: AtomicBool,
 }
 
 /// Guards that must live until the response body ends.
@@ -112,25 +126,42 @@ struct EndpointPool {
     h2: [Mutex<Vec<Arc<h2::H2Conn>>>; MAX_WORKERS],
     /// Connections to this endpoint, open or being opened.
     live: AtomicUsize,
+    /// Connections here are TLS (the pool's `tls_endpoints`).
+    secure: bool,
 }
 
 impl Pools {
-    pub fn new(settings: PoolSettings) -> Pools {
+    pub fn new(settings: PoolSettings, identity: Identity) -> Pools {
         Pools {
             circuit: Arc::new(Circuit::new(&settings.pool)),
             settings,
             endpoints: ArcSwap::from_pointee(HashMap::new()),
+            tls_endpoints: ArcSwap::from_pointee(HashMap::new()),
+            identity,
+            no_cert_warned: AtomicBool::new(false),
         }
     }
 
-    fn endpoint(&self, authority: &Authority) -> Arc<EndpointPool> {
-        if let Some(p) = self.endpoints.load().get(authority) {
+    fn endpoint(&self, authority: &Authority, secure: Secure) -> Arc<EndpointPool> {
+        let (map, secure) = match secure {
+            Secure::Plain => (&self.endpoints, false),
+            Secure::Tls => (&self.tls_endpoints, true),
+        };
+        if let Some(p) = map.load().get(authority) {
             return p.clone();
         }
         let mut created = None;
-        self.endpoints.rcu(|map| {
+        map.rcu(|map| {
             let mut map = HashMap::clone(map);
-            let pool = map.entry(authority.clone()).or_default().clone();
+            let pool = map
+                .entry(authority.clone())
+                .or_insert_with(|| {
+                    Arc::new(EndpointPool {
+                        secure,
+                        ..EndpointPool::default()
+                    })
+                })
+                .clone();
             created = Some(pool);
             map
         });
@@ -142,6 +173,7 @@ impl Pools {
     pub async fn send(
         &self,
         req: Request<RequestBody>,
+        secure: Secure,
     ) -> Result<(Response<Incoming>, Guards), SendError> {
         let request = self
             .circuit
@@ -152,7 +184,7 @@ impl Pools {
                 "request URI names no upstream address".into(),
             ));
         };
-        let endpoint = self.endpoint(&authority);
+        let endpoint = self.endpoint(&authority, secure);
         let mut req = req;
         wire_form(&mut req, &authority, self.settings.h2);
         let (resp, stream) = if self.settings.h2 {
@@ -225,11 +257,34 @@ impl Pools {
         });
     }
 
-    async fn connect(&self, authority: &Authority) -> Result<TcpStream, SendError> {
+    /// A connection to `authority`, in TLS when `secure` (the cluster's
+    /// TLS settings, ALPN for `usage`).
+    async fn connect(
+        &self,
+        authority: &Authority,
+        secure: bool,
+        usage: Usage,
+    ) -> Result<Stream, SendError> {
         let host = authority
             .host()
             .trim_start_matches('[')
             .trim_end_matches(']');
+        let tcp = self.connect_tcp(host, authority).await?;
+        if !secure {
+            return Ok(Stream::Plain(tcp));
+        }
+        super::tls::handshake(
+            tcp,
+            &self.settings.tls,
+            &self.identity,
+            host,
+            usage,
+            self.settings.connect_timeout,
+        )
+        .await
+    }
+
+    async fn connect_tcp(&self, host: &str, authority: &Authority) -> Result<TcpStream, SendError> {
         let port = authority.port_u16().unwrap_or(80);
         let stream = tokio::time::timeout(
             self.settings.connect_timeout,

@@ -22,6 +22,7 @@ use crate::snapshot::PushSnapshot;
 mod load_balancing;
 mod lookup;
 mod sections;
+mod tls;
 
 pub(super) const HOST: &str = "reviews.bookinfo.svc.cluster.local";
 

@@ -282,7 +282,6 @@ fn fields_we_cannot_send_are_reported() {
             "loadBalancer.warmup (only ROUND_ROBIN and LEAST_REQUEST warm up)",
             "retryBudget.budgetInterval",
             "connectionPool.http.useClientProtocol",
-            "tls",
         ]
     );
 }
