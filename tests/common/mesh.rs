@@ -59,7 +59,13 @@ pub struct Mesh {
     pub dir: tempfile::TempDir,
     discovery: Option<Child>,
     others: Vec<Child>,
+    /// Set by [`Mesh::start_secure`]: the control plane runs the CA and
+    /// every proxy gets a workload certificate with this lifetime.
+    cert_ttl: Option<String>,
 }
+
+/// The namespace every test workload runs in.
+pub const NAMESPACE: &str = "test";
 
 impl Mesh {
     pub fn ip(&self, host: u8) -> String {
@@ -74,15 +80,50 @@ impl Mesh {
         self.dir.path().join("config")
     }
 
+    /// The CA's directory (`weft discovery --ca-dir`) of a secure mesh.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.dir.path().join("ca")
+    }
+
+    pub fn root_cert(&self) -> PathBuf {
+        self.ca_dir().join("root-cert.pem")
+    }
+
+    pub fn secure_discovery_address(&self) -> String {
+        format!("127.0.{}.250:15012", self.net)
+    }
+
+    /// Like [`Mesh::start`], with the mesh CA on: each proxy proves its
+    /// service account (`<service>` in namespace `test`) with a token from
+    /// `weft token issue` and gets certificates lasting `cert_ttl`.
+    pub fn start_secure(
+        net: u8,
+        files: &[(&str, String)],
+        workloads: &[Workload],
+        cert_ttl: &str,
+    ) -> Mesh {
+        Mesh::start_with(net, files, workloads, Some(cert_ttl.to_string()))
+    }
+
     /// Writes `files` into the config directory, starts the control plane,
     /// then an app and a proxy for each workload, and waits until every proxy is ready.
     pub fn start(net: u8, files: &[(&str, String)], workloads: &[Workload]) -> Mesh {
+        Mesh::start_with(net, files, workloads, None)
+    }
+
+    fn start_with(
+        net: u8,
+        files: &[(&str, String)],
+        workloads: &[Workload],
+        cert_ttl: Option<String>,
+    ) -> Mesh {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut mesh = Mesh {
             net,
             dir,
             discovery: None,
             others: Vec::new(),
+            cert_ttl,
         };
         std::fs::create_dir_all(mesh.config_dir()).expect("config dir");
         for (name, content) in files {
@@ -115,10 +156,25 @@ impl Mesh {
                 ),
             };
             mesh.others.extend(app);
-            let proxy = Command::new(env!("CARGO_BIN_EXE_weft"))
-                .arg("proxy")
-                .args(["--discovery-address", &mesh.discovery_address()])
-                .args(["--ip", &ip, "--namespace", "test"])
+            let mut proxy = Command::new(env!("CARGO_BIN_EXE_weft"));
+            proxy.arg("proxy");
+            match &mesh.cert_ttl {
+                Some(ttl) => {
+                    let token = mesh.token_file(w.service);
+                    proxy
+                        .args(["--discovery-address", &mesh.secure_discovery_address()])
+                        .arg("--root-cert")
+                        .arg(mesh.root_cert())
+                        .arg("--token-file")
+                        .arg(token)
+                        .args(["--cert-ttl", ttl]);
+                }
+                None => {
+                    proxy.args(["--discovery-address", &mesh.discovery_address()]);
+                }
+            }
+            let proxy = proxy
+                .args(["--ip", &ip, "--namespace", NAMESPACE])
                 .args(["--name", &format!("{}-{}", w.service, w.version)])
                 .args([
                     "--labels",
@@ -138,7 +194,8 @@ impl Mesh {
     }
 
     pub fn start_discovery(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+        command
             .arg("discovery")
             .arg("--config-dir")
             .arg(self.config_dir())
@@ -146,12 +203,47 @@ impl Mesh {
             .args([
                 "--monitoring-addr",
                 &format!("127.0.{}.250:15014", self.net),
-            ])
+            ]);
+        if self.cert_ttl.is_some() {
+            command
+                .arg("--ca-dir")
+                .arg(self.ca_dir())
+                .args(["--secure-grpc-addr", &self.secure_discovery_address()]);
+        }
+        let child = command
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .spawn()
             .expect("start weft discovery");
         self.discovery = Some(child);
+        if self.cert_ttl.is_some() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !self.root_cert().exists() {
+                assert!(Instant::now() < deadline, "no root-cert.pem within 30s");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// A token file proving service account `service` in namespace `test`.
+    pub fn token_file(&self, service: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{service}.token"));
+        if !path.exists() {
+            let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+                .args(["token", "issue", "--namespace", NAMESPACE])
+                .args(["--service-account", service])
+                .arg("--ca-dir")
+                .arg(self.ca_dir())
+                .output()
+                .expect("run weft token issue");
+            assert!(
+                out.status.success(),
+                "weft token issue: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::write(&path, &out.stdout).expect("write the token");
+        }
+        path
     }
 
     pub fn stop_discovery(&mut self) {
