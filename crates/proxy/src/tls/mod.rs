@@ -66,14 +66,16 @@ pub(crate) async fn serve_inbound(
         MtlsMode::Disable => crate::listeners::serve_plain(stream, info, listener, drain).await,
         MtlsMode::Permissive => {
             if ready && offers_mesh_tls(&stream).await {
-                terminate(stream, info, listener, drain).await;
+                // Boxed: the TLS connection's state machine would otherwise
+                // size every connection's task, plaintext ones included.
+                Box::pin(terminate(stream, info, listener, drain)).await;
             } else {
                 crate::listeners::serve_plain(stream, info, listener, drain).await;
             }
         }
         MtlsMode::Strict => {
             if ready {
-                terminate(stream, info, listener, drain).await;
+                Box::pin(terminate(stream, info, listener, drain)).await;
             } else if !STRICT_WITHOUT_CERT.swap(true, Ordering::Relaxed) {
                 tracing::warn!(listener = %listener.name,
                     "STRICT mTLS but the proxy has no workload certificate: inbound connections are refused until one is installed");
