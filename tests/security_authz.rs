@@ -209,6 +209,20 @@ fn jwt_outcomes_and_claims() {
         401,
         Some("Jwt verification fails"),
     );
+    // `alg: none`: an unsigned token with valid claims is refused.
+    let unsigned = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload =
+            json!({"iss": ISSUER, "sub": "alice", "aud": "hello", "exp": 4_000_000_000u64});
+        format!(
+            "Authorization: Bearer {}.{}.",
+            b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            b64.encode(payload.to_string())
+        )
+    };
+    let r = get(&mesh, "GET", "/jwt/x", &[&unsigned]);
+    assert_eq!(r.status, 401, "alg none: {}", r.body);
     // An invalid token is refused even where no identity is required.
     expect(
         &mesh,
