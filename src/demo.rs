@@ -57,7 +57,16 @@ pub struct DemoArgs {
     /// The control plane's monitoring address.
     #[arg(long, default_value = "127.0.0.1:15014")]
     monitoring_addr: SocketAddr,
+    /// The control plane's secure port (xDS over TLS and the CA), which the
+    /// sidecars use: every workload gets a certificate from the mesh CA in
+    /// `<dir>/ca`, and traffic between sidecars is mTLS (auto mTLS).
+    #[arg(long, default_value = "127.0.0.1:15012")]
+    secure_grpc_addr: SocketAddr,
 }
+
+/// How long the demo's workload tokens last (they prove each workload's
+/// service account to the CA at every renewal).
+const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 pub fn run(args: DemoArgs) -> ExitCode {
     crate::block_on(demo(args))
@@ -85,9 +94,18 @@ async fn demo(args: DemoArgs) -> Result<()> {
             .arg("--grpc-addr")
             .arg(args.grpc_addr.to_string())
             .arg("--monitoring-addr")
-            .arg(args.monitoring_addr.to_string()),
+            .arg(args.monitoring_addr.to_string())
+            .arg("--ca-dir")
+            .arg(args.dir.join("ca"))
+            .arg("--secure-grpc-addr")
+            .arg(args.secure_grpc_addr.to_string()),
     );
     if let Err(e) = discovery {
+        children.stop().await;
+        return Err(e);
+    }
+    let root_cert = args.dir.join("ca").join("root-cert.pem");
+    if let Err(e) = wait_for_root(&root_cert, &mut children).await {
         children.stop().await;
         return Err(e);
     }
@@ -97,13 +115,29 @@ async fn demo(args: DemoArgs) -> Result<()> {
         app.args(["--service", service, "--version", version])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--proxy", &format!("{ip}:15001")]);
+        let account = format!("bookinfo-{service}");
+        let token_file = args.dir.join("tokens").join(format!("{name}.token"));
+        let token = crate::token::issue(&args.dir.join("ca"), NAMESPACE, &account, TOKEN_TTL)
+            .and_then(|t| {
+                std::fs::create_dir_all(args.dir.join("tokens"))?;
+                std::fs::write(&token_file, t)?;
+                Ok(())
+            });
+        if let Err(e) = token {
+            children.stop().await;
+            return Err(e.context(format!("a token for {account}")));
+        }
         let mut proxy = Command::new(&weft);
         proxy
             .arg("proxy")
-            .args(["--discovery-address", &args.grpc_addr.to_string()])
+            .args(["--discovery-address", &args.secure_grpc_addr.to_string()])
+            .arg("--root-cert")
+            .arg(&root_cert)
+            .arg("--token-file")
+            .arg(&token_file)
             .args(["--ip", ip, "--namespace", NAMESPACE, "--name", &name])
             .args(["--labels", &format!("app={service},version={version}")])
-            .args(["--service-account", &format!("bookinfo-{service}")]);
+            .args(["--service-account", &account]);
         let started = children
             .spawn(&format!("{name} app"), &mut app)
             .and_then(|_| children.spawn(&format!("{name} proxy"), &mut proxy));
@@ -170,6 +204,22 @@ fn write_config(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The CA writes the mesh root once it is set up; proxies need it to trust
+/// the control plane.
+async fn wait_for_root(path: &Path, children: &mut Children) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        if tokio::time::Instant::now() > deadline {
+            bail!("the control plane wrote no {} within 30s", path.display());
+        }
+        tokio::select! {
+            e = children.first_exit() => return Err(e),
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    Ok(())
+}
+
 /// Every proxy ready, then the page answering through the mesh.
 async fn wait_ready() -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -206,7 +256,9 @@ fn print_instructions(dir: &Path) {
          \x20 proxies and their sync state:\n\
          \x20   weft proxy-status\n\
          \x20 a proxy's routes:\n\
-         \x20   weft proxy-config routes 127.0.10.1\n\n\
+         \x20   weft proxy-config routes 127.0.10.1\n\
+         \x20 its certificate (sidecars talk mTLS with SPIFFE identities from the mesh CA):\n\
+         \x20   weft proxy-config secret 127.0.10.1\n\n\
          Edit {} live: changes reach every proxy within a second.\n\
          Ctrl-C stops everything.",
         dir.join("config/routing.yaml").display()

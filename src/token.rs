@@ -62,12 +62,27 @@ pub fn run(args: TokenArgs) -> ExitCode {
 }
 
 fn issue_token(args: &IssueArgs) -> Result<String> {
-    std::fs::create_dir_all(&args.ca_dir)
-        .with_context(|| format!("creating {}", args.ca_dir.display()))?;
-    let key = TokenKey::load_or_create(&args.ca_dir).context("the token signing key")?;
+    issue(
+        &args.ca_dir,
+        &args.namespace,
+        &args.service_account,
+        args.ttl,
+    )
+}
+
+/// A token for `namespace`/`service_account`, signed with the key in
+/// `ca_dir` (created there if missing).
+pub fn issue(
+    ca_dir: &std::path::Path,
+    namespace: &str,
+    service_account: &str,
+    ttl: Duration,
+) -> Result<String> {
+    std::fs::create_dir_all(ca_dir).with_context(|| format!("creating {}", ca_dir.display()))?;
+    let key = TokenKey::load_or_create(ca_dir).context("the token signing key")?;
     let account = ServiceAccount {
-        namespace: args.namespace.clone(),
-        name: args.service_account.clone(),
+        namespace: namespace.to_string(),
+        name: service_account.to_string(),
     };
-    Ok(key.issue(&account, args.ttl)?)
+    Ok(key.issue(&account, ttl)?)
 }

@@ -22,6 +22,8 @@ fn demo_serves_the_page_through_the_mesh_and_cleans_up() {
             "127.0.10.250:15010",
             "--monitoring-addr",
             "127.0.10.250:15014",
+            "--secure-grpc-addr",
+            "127.0.10.250:15012",
         ])
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
@@ -68,6 +70,12 @@ fn demo_serves_the_page_through_the_mesh_and_cleans_up() {
     assert!(
         page.contains("reviews-v"),
         "reviews came through the mesh: {page}"
+    );
+    // Each sidecar has its workload identity from the mesh CA.
+    let (_, certs) = get("http://127.0.10.1:15000/certs", &[]).expect("/certs");
+    assert!(
+        certs.contains("spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage"),
+        "productpage's sidecar has its identity: {certs}"
     );
     let (_, jason) = get(
         "http://127.0.10.1:9080/productpage",
