@@ -89,6 +89,26 @@ async fn connection_limit_and_pending_queue_overflow_with_uo() {
     .await
 }
 
+/// A response without a body (HEAD) ends at its head: the connection goes
+/// back to the pool right then, and later requests, with or without a body,
+/// reuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_reused_after_bodyless_responses() {
+    with_timeout(async {
+        let (backend, count) = counted_backend("bodyless").await;
+        let (state, _proxy) = start(&config(&[backend], |_| {})).await;
+        let p = addr(&state, "outbound|15001");
+        for _ in 0..3 {
+            let r = raw(p, "HEAD http://catalog:9080/", &[]).await;
+            assert_eq!((r.status, r.body.as_str()), (200, ""), "{r:?}");
+            let r = get_via(p, "http://catalog:9080/").await;
+            assert_eq!((r.status, r.body.as_str()), (200, "bodyless"), "{r:?}");
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 1, "keep-alive reuse");
+    })
+    .await
+}
+
 async fn get_via_owned(p: SocketAddr, url: &'static str) -> Reply {
     get_via(p, url).await
 }

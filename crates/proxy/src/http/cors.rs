@@ -12,8 +12,9 @@ static TRUE: HeaderValue = HeaderValue::from_static("true");
 
 /// What the CORS policy decided for a request.
 pub enum CorsDecision {
-    /// Answer now, without going upstream.
-    Reply(Outcome),
+    /// Answer now, without going upstream (boxed: preflights are rare and
+    /// an `Outcome` is large).
+    Reply(Box<Outcome>),
     /// Go upstream; add the allow headers for this origin to the response.
     Forward(Option<HeaderValue>),
 }
@@ -26,13 +27,13 @@ pub fn check(cors: &Cors, method: &Method, headers: &HeaderMap) -> CorsDecision 
     let preflight =
         method == Method::OPTIONS && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     match (preflight, allowed) {
-        (true, true) => CorsDecision::Reply(preflight_reply(cors, origin)),
+        (true, true) => CorsDecision::Reply(Box::new(preflight_reply(cors, origin))),
         (true, false) if cors.forward_unmatched_preflights => CorsDecision::Forward(None),
-        (true, false) => CorsDecision::Reply(Outcome {
+        (true, false) => CorsDecision::Reply(Box::new(Outcome {
             response: local(StatusCode::OK, ""),
             flags: Flags::NONE,
             cluster: NAMES.none.clone(),
-        }),
+        })),
         (false, true) => CorsDecision::Forward(Some(origin.clone())),
         (false, false) => CorsDecision::Forward(None),
     }

@@ -115,17 +115,19 @@ async fn route(
     conn: &ConnInfo,
 ) -> Outcome {
     // Inbound security first (Envoy's jwt_authn, ext_authz and RBAC filters
-    // come before the router); a listener without policies skips it.
+    // come before the router); a listener without policies skips it. Paths
+    // other than a routed forward are boxed: their futures would otherwise
+    // make every request's future larger, and it is moved as a whole.
     if listener.direction == Direction::Inbound
         && (listener.authentication.is_some() || listener.authorization.is_some())
-        && let Err(rejected) = crate::authz::http::guard(&mut req, listener, conn).await
+        && let Err(rejected) = Box::pin(crate::authz::http::guard(&mut req, listener, conn)).await
     {
         return rejection(rejected);
     }
     let state = &conn.state;
     let listener_port = listener.local_port(conn.local);
     if req.method() == Method::CONNECT {
-        return connect::tunnel(req, listener, snapshot, conn).await;
+        return Box::pin(connect::tunnel(req, listener, snapshot, conn)).await;
     }
     if listener.direction == Direction::Inbound && listener.route_config.is_none() {
         return inbound(req, listener, state).await;
@@ -155,7 +157,7 @@ async fn route(
                 NAMES.none.clone(),
             );
         }
-        return passthrough(req, policy, requested, state).await;
+        return Box::pin(passthrough(req, policy, requested, state)).await;
     };
     let (path, query) = (req.uri().path(), req.uri().query());
     let view = RequestView {

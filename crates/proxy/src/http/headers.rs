@@ -52,17 +52,27 @@ pub fn ensure_request_id(headers: &mut HeaderMap) {
     let bits: u128 = rand::rng().random();
     // Set the version (4) and variant (10) bits.
     let v = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
-    let id = format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        (v >> 96) as u32,
-        (v >> 80) as u16,
-        (v >> 64) as u16,
-        (v >> 48) as u16,
-        v & 0xffff_ffff_ffff
-    );
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    let id = uuid_text(v);
+    // Only hex digits and dashes: always a valid header value. One copy into
+    // the value's buffer, no formatting machinery.
+    if let Ok(value) = HeaderValue::from_bytes(&id) {
         headers.insert(X_REQUEST_ID.clone(), value);
     }
+}
+
+/// `v` as a UUID's text form (8-4-4-4-12 lowercase hex digits), on the stack.
+fn uuid_text(v: u128) -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'-'; 36];
+    let mut nibble = 32;
+    for (i, slot) in out.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            continue;
+        }
+        nibble -= 1;
+        *slot = HEX[((v >> (nibble * 4)) & 0xf) as usize];
+    }
+    out
 }
 
 #[cfg(test)]
@@ -90,6 +100,21 @@ mod tests {
         h.insert(header::TE, HeaderValue::from_static("gzip"));
         strip_hop_by_hop(&mut h);
         assert!(!h.contains_key(header::TE));
+    }
+
+    #[test]
+    fn uuid_text_matches_formatting() {
+        for v in [0u128, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210] {
+            let expected = format!(
+                "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                (v >> 96) as u32,
+                (v >> 80) as u16,
+                (v >> 64) as u16,
+                (v >> 48) as u16,
+                v & 0xffff_ffff_ffff
+            );
+            assert_eq!(std::str::from_utf8(&uuid_text(v)).ok(), Some(&*expected));
+        }
     }
 
     #[test]

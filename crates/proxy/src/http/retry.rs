@@ -54,6 +54,9 @@ pub struct Sent {
 }
 
 /// How one attempt ended.
+// The large variant (a response) is the common one: boxing it would
+// allocate on every request.
+#[allow(clippy::large_enum_variant)]
 enum Attempt {
     Response(Response<UpstreamBody>, Duration),
     Failed(SendError),

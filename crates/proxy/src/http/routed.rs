@@ -37,7 +37,7 @@ pub async fn forward(
     let mut cors_origin = None;
     if let Some(policy) = &route.cors {
         match cors::check(policy, req.method(), req.headers()) {
-            CorsDecision::Reply(outcome) => return outcome,
+            CorsDecision::Reply(outcome) => return *outcome,
             CorsDecision::Forward(origin) => cors_origin = origin,
         }
     }

@@ -1,5 +1,6 @@
 //! The upstream response body: holds the endpoint's in-flight count (and the
-//! cluster's circuit-breaker permits) until the body ends or is dropped.
+//! cluster's circuit-breaker permits) until the body ends or is dropped, and
+//! hands an HTTP/1 connection back to its pool the moment the body ends.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -16,8 +17,9 @@ use super::pool::Guards;
 pub struct UpstreamBody {
     inner: Incoming,
     _in_flight: Option<InFlight>,
-    /// The cluster's active-request permit and the connection's stream count.
-    _guards: Guards,
+    /// The cluster's active-request permit, the connection's stream count
+    /// and the HTTP/1 connection to recycle.
+    guards: Guards,
 }
 
 impl UpstreamBody {
@@ -30,10 +32,23 @@ impl UpstreamBody {
         in_flight: Option<InFlight>,
         guards: Guards,
     ) -> UpstreamBody {
-        UpstreamBody {
+        let mut body = UpstreamBody {
             inner,
             _in_flight: in_flight,
-            _guards: guards,
+            guards,
+        };
+        // A response without a body (HEAD, 204, 304, length 0) is over now.
+        body.recycle_if_ended();
+        body
+    }
+
+    /// Returns the HTTP/1 connection to its pool once the body has ended.
+    fn recycle_if_ended(&mut self) {
+        if self.guards.recycle.is_some()
+            && self.inner.is_end_stream()
+            && let Some(r) = self.guards.recycle.take()
+        {
+            r.finish();
         }
     }
 }
@@ -47,7 +62,19 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         // `Incoming` is Unpin, so no pin projection is needed.
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => {
+                if let Some(r) = self.guards.recycle.take() {
+                    r.finish();
+                }
+            }
+            Poll::Ready(Some(Ok(_))) => self.recycle_if_ended(),
+            // An error: the connection is not reusable; dropping it closes it.
+            Poll::Ready(Some(Err(_))) => self.guards.recycle = None,
+            Poll::Pending => {}
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -56,5 +83,13 @@ impl Body for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // The server side may stop at `is_end_stream` without polling the
+        // final `None`; an unfinished body leaves the connection to close.
+        self.recycle_if_ended();
     }
 }

@@ -1,5 +1,5 @@
 //! HTTP/1.1 connections: one exchange at a time, back to the idle list
-//! once hyper reports the connection ready again.
+//! when the response body ends (see [`Recycle`]), with no task per request.
 
 use std::sync::Arc;
 
@@ -9,13 +9,13 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
-use super::super::circuit::{Permit, Resource};
+use super::super::circuit::{Circuit, Permit, Resource};
 use super::super::outlier::now_ms;
 use super::super::{RequestBody, SendError, error_chain};
 use super::{Activity, EndpointPool, Pools, Slot, StreamGuard, expired};
 use crate::config::cluster::tls::Usage;
 
-pub(super) struct H1Conn {
+pub(crate) struct H1Conn {
     sender: http1::SendRequest<RequestBody>,
     created: u64,
     uses: u32,
@@ -28,17 +28,23 @@ impl Pools {
         endpoint: &Arc<EndpointPool>,
         authority: &Authority,
         mut req: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, StreamGuard), SendError> {
+    ) -> Result<(Response<Incoming>, StreamGuard, Option<Recycle>), SendError> {
         let mut fresh_only = false;
         loop {
             let (mut conn, reused) = self.checkout_h1(endpoint, authority, fresh_only).await?;
+            // An idle connection whose last exchange ended a moment ago may
+            // not have been told so by its driver yet: it is ready within
+            // the driver's next poll, or closed.
+            if reused && !conn.sender.is_ready() && conn.sender.ready().await.is_err() {
+                continue;
+            }
             conn.activity.start();
             let guard = StreamGuard(conn.activity.clone());
             conn.uses += 1;
             match conn.sender.try_send_request(req).await {
                 Ok(resp) => {
-                    self.recycle_h1(endpoint.clone(), conn);
-                    return Ok((resp, guard));
+                    let recycle = self.recycle_h1(endpoint, conn);
+                    return Ok((resp, guard, recycle));
                 }
                 Err(mut e) => {
                     // A reused connection the server closed while idle: the
@@ -55,32 +61,24 @@ impl Pools {
         }
     }
 
-    /// Returns an HTTP/1 connection to the idle list once its exchange is over.
-    fn recycle_h1(&self, endpoint: Arc<EndpointPool>, mut conn: H1Conn) {
+    /// What returns an HTTP/1 connection to the idle list once its exchange
+    /// is over; None when it has served its max requests (dropping the
+    /// sender closes it after this exchange).
+    fn recycle_h1(&self, endpoint: &Arc<EndpointPool>, conn: H1Conn) -> Option<Recycle> {
         let pool = &self.settings.pool;
         let exhausted = pool
             .max_requests_per_connection
             .is_some_and(|max| conn.uses >= max);
         if exhausted {
-            // Dropping the sender closes the connection after this exchange.
-            return;
+            return None;
         }
-        let circuit = self.circuit.clone();
-        let max_age = pool.max_connection_duration;
-        let slot = crate::worker::current();
-        tokio::spawn(async move {
-            // Ready again once the response body was read to its end.
-            if conn.sender.ready().await.is_err() {
-                return;
-            }
-            if expired(conn.created, max_age, now_ms()) {
-                return;
-            }
-            if let Ok(mut idle) = endpoint.idle[slot].lock() {
-                idle.push(conn);
-            }
-            circuit.freed.notify_one();
-        });
+        Some(Recycle {
+            conn,
+            endpoint: endpoint.clone(),
+            circuit: self.circuit.clone(),
+            max_age: pool.max_connection_duration,
+            slot: crate::worker::current(),
+        })
     }
 
     async fn checkout_h1(
@@ -125,8 +123,10 @@ impl Pools {
             return Some(Ok((conn, true)));
         }
         let permit = self.connection_permit(endpoint)?;
+        // Boxed: connecting (TCP, TLS, handshake) is rare and its future
+        // large; inline, every request's future would carry (and move) it.
         Some(
-            self.connect_h1(authority, endpoint.secure, permit)
+            Box::pin(self.connect_h1(authority, endpoint.secure, permit))
                 .await
                 .map(|c| (c, false)),
         )
@@ -137,11 +137,10 @@ impl Pools {
         let max_age = self.settings.pool.max_connection_duration;
         let mut idle = endpoint.idle[crate::worker::current()].lock().ok()?;
         // Most recently used first: it is the likeliest to still be open.
+        // Connections are parked here once ready (see `Recycle`); one that
+        // closed since is skipped, and `send_h1` checks readiness again.
         while let Some(conn) = idle.pop() {
-            if !conn.sender.is_closed()
-                && conn.sender.is_ready()
-                && !expired(conn.created, max_age, now)
-            {
+            if !conn.sender.is_closed() && !expired(conn.created, max_age, now) {
                 return Some(conn);
             }
         }
@@ -168,5 +167,58 @@ impl Pools {
             uses: 0,
             activity,
         })
+    }
+}
+
+/// An HTTP/1 connection whose response is in flight, held by the response
+/// body: when the body ends the connection goes back to the idle list right
+/// there, with no task spawned per request. A body dropped before its end
+/// drops this too, which closes the connection (it still has unread data).
+pub(crate) struct Recycle {
+    conn: H1Conn,
+    endpoint: Arc<EndpointPool>,
+    circuit: Arc<Circuit>,
+    max_age: Option<std::time::Duration>,
+    /// The worker whose driver task runs the connection.
+    slot: usize,
+}
+
+impl std::fmt::Debug for Recycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recycle").finish_non_exhaustive()
+    }
+}
+
+impl Recycle {
+    /// The response body has ended: back to the idle list. The driver has
+    /// normally marked the connection ready already (it reads the body's
+    /// end before handing it on); when it has not, a task waits for it, as
+    /// it must also when the request body is still being sent.
+    pub(crate) fn finish(self) {
+        if self.conn.sender.is_ready() || self.conn.sender.is_closed() {
+            self.park();
+            return;
+        }
+        // A body may be dropped off the runtime (at shutdown): then the
+        // connection just closes.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut this = self;
+        runtime.spawn(async move {
+            if this.conn.sender.ready().await.is_ok() {
+                this.park();
+            }
+        });
+    }
+
+    fn park(self) {
+        if self.conn.sender.is_closed() || expired(self.conn.created, self.max_age, now_ms()) {
+            return;
+        }
+        if let Ok(mut idle) = self.endpoint.idle[self.slot].lock() {
+            idle.push(self.conn);
+        }
+        self.circuit.freed.notify_one();
     }
 }

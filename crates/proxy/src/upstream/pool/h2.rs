@@ -13,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use super::super::circuit::{Permit, Resource};
 use super::super::outlier::now_ms;
 use super::super::{RequestBody, SendError, error_chain};
+use super::h1::Recycle;
 use super::{Activity, EndpointPool, Pools, Slot, StreamGuard, expired};
 use crate::config::cluster::ConnectionPool;
 use crate::config::cluster::tls::Usage;
@@ -40,13 +41,13 @@ impl Pools {
         endpoint: &Arc<EndpointPool>,
         authority: &Authority,
         req: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, StreamGuard), SendError> {
+    ) -> Result<(Response<Incoming>, StreamGuard, Option<Recycle>), SendError> {
         let conn = self.checkout_h2(endpoint, authority).await?;
         conn.activity.start();
         let guard = StreamGuard(conn.activity.clone());
         let mut sender = conn.sender.clone();
         match sender.send_request(req).await {
-            Ok(resp) => Ok((resp, guard)),
+            Ok(resp) => Ok((resp, guard, None)),
             Err(e) => Err(SendError::Reset(error_chain(&e))),
         }
     }
@@ -92,7 +93,8 @@ impl Pools {
                 }
             }
             if let Some(permit) = self.connection_permit(endpoint) {
-                let conn = self.connect_h2(authority, endpoint.secure, permit).await?;
+                // Boxed: rare, and a large future every stream would carry.
+                let conn = Box::pin(self.connect_h2(authority, endpoint.secure, permit)).await?;
                 conn.uses.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut conns) = endpoint.h2[crate::worker::current()].lock() {
                     conns.push(conn.clone());

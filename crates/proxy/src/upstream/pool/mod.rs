@@ -3,8 +3,8 @@
 //! requests per connection, idle timeout, connection lifetime, h2 streams.
 //!
 //! HTTP/1: one request per connection at a time; a connection returns to the
-//! idle list once hyper reports it ready again (its response body was read
-//! to the end). HTTP/2: connections are shared up to the stream limit.
+//! idle list when its response body has been read to the end (the body
+//! holds it until then). HTTP/2: connections are shared up to the stream limit.
 
 mod h1;
 mod h2;
@@ -71,6 +71,8 @@ pub struct Pools {
 pub struct Guards {
     pub request: Option<Permit>,
     pub stream: Option<StreamGuard>,
+    /// An HTTP/1 connection to return to its pool when the body ends.
+    pub(crate) recycle: Option<h1::Recycle>,
 }
 
 /// Activity clock shared by a connection's handle and its driver task.
@@ -187,7 +189,7 @@ impl Pools {
         let endpoint = self.endpoint(&authority, secure);
         let mut req = req;
         wire_form(&mut req, &authority, self.settings.h2);
-        let (resp, stream) = if self.settings.h2 {
+        let (resp, stream, recycle) = if self.settings.h2 {
             self.send_h2(&endpoint, &authority, req).await?
         } else {
             self.send_h1(&endpoint, &authority, req).await?
@@ -197,6 +199,7 @@ impl Pools {
             Guards {
                 request: Some(request),
                 stream: Some(stream),
+                recycle,
             },
         ))
     }
