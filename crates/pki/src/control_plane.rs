@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, Error, ServerConfig};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
@@ -282,14 +282,12 @@ impl ServerCertVerifier for ControlPlaneVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        let parsed = ParsedCertificate::try_from(end_entity)?;
-        let roots = self.roots.load();
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &parsed,
-            &roots.store,
+        let parsed = crate::verify::chained_to(
+            end_entity,
             intermediates,
+            &self.roots.load().store,
             now,
-            self.provider.signature_verification_algorithms.all,
+            &self.provider,
         )?;
         rustls::client::verify_server_name(&parsed, server_name)?;
         Ok(ServerCertVerified::assertion())

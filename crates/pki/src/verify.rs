@@ -100,6 +100,27 @@ impl fmt::Debug for MeshServerVerifier {
     }
 }
 
+/// A server certificate chaining to `roots` through `intermediates`, valid
+/// at `now`: the first check of every verifier here (mesh, origination,
+/// control plane); each then checks names its own way.
+pub(crate) fn chained_to<'a>(
+    end_entity: &'a CertificateDer<'a>,
+    intermediates: &[CertificateDer<'_>],
+    roots: &RootCertStore,
+    now: UnixTime,
+    provider: &CryptoProvider,
+) -> Result<ParsedCertificate<'a>, Error> {
+    let parsed = ParsedCertificate::try_from(end_entity)?;
+    rustls::client::verify_server_cert_signed_by_trust_anchor(
+        &parsed,
+        roots,
+        intermediates,
+        now,
+        provider.signature_verification_algorithms.all,
+    )?;
+    Ok(parsed)
+}
+
 /// The SPIFFE URI SANs of a certificate (errors as rustls errors).
 fn uri_sans(end_entity: &CertificateDer<'_>) -> Result<Vec<String>, Error> {
     CertInfo::parse(end_entity)
@@ -116,14 +137,12 @@ impl ServerCertVerifier for MeshServerVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        let parsed = ParsedCertificate::try_from(end_entity)?;
-        let roots = self.roots.load();
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &parsed,
-            &roots.store,
+        chained_to(
+            end_entity,
             intermediates,
+            &self.roots.load().store,
             now,
-            self.provider.signature_verification_algorithms.all,
+            &self.provider,
         )?;
         let sans = uri_sans(end_entity)?;
         let accepted = match &self.check {

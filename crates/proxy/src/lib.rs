@@ -31,6 +31,7 @@ mod detect;
 mod http;
 mod listeners;
 pub mod metrics;
+mod race;
 mod sni;
 mod tcp;
 mod tls;

@@ -2,8 +2,15 @@
 //! `/stats/prometheus`. Label values on the request path are `&'static str`,
 //! integers and `Arc<str>` clones of config names, so recording allocates
 //! nothing once a label set has been seen.
+//!
+//! Every request bumps a counter: each worker keeps the counters it has
+//! used in a cache keyed by the labels' addresses, so the common case takes
+//! neither the family's lock nor a hash over the cluster name.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -18,6 +25,22 @@ pub struct RequestLabels {
     pub cluster: Arc<str>,
 }
 
+/// A request counter's labels by identity: the proxy, the code, and the
+/// addresses of the flags text and of the cluster name.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct CacheKey {
+    metrics: u64,
+    code: u16,
+    flags: usize,
+    cluster: usize,
+}
+
+type CounterCache = HashMap<CacheKey, (Arc<str>, Counter), foldhash::fast::FixedState>;
+
+thread_local! {
+    static REQUEST_COUNTERS: RefCell<CounterCache> = RefCell::new(CounterCache::default());
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClusterLabels {
     pub cluster: Arc<str>,
@@ -30,6 +53,9 @@ pub struct ConfigLabels {
 }
 
 pub struct Metrics {
+    /// Never reused, so a worker's cache cannot mix up two proxies' counters
+    /// (tests run several proxies in one process).
+    id: u64,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     connect_failures: Family<ClusterLabels, Counter>,
@@ -70,7 +96,9 @@ impl Metrics {
             "xDS updates by type, accepted or rejected",
             config_updates.clone(),
         );
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Metrics {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             registry,
             requests,
             connect_failures,
@@ -80,7 +108,28 @@ impl Metrics {
     }
 
     pub fn request(&self, labels: &RequestLabels) {
-        self.requests.get_or_create(labels).inc();
+        let key = CacheKey {
+            metrics: self.id,
+            code: labels.response_code,
+            flags: labels.response_flags.as_ptr() as usize,
+            cluster: Arc::as_ptr(&labels.cluster).cast::<u8>() as usize,
+        };
+        let counted = REQUEST_COUNTERS.try_with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some((_, counter)) = cache.get(&key) {
+                counter.inc();
+                return;
+            }
+            let counter = self.requests.get_or_create(labels).clone();
+            counter.inc();
+            // The entry keeps its cluster name alive, so no other name can
+            // take that address while the key is in use.
+            cache.insert(key, (labels.cluster.clone(), counter));
+        });
+        // Only while the thread is being torn down.
+        if counted.is_err() {
+            self.requests.get_or_create(labels).inc();
+        }
     }
 
     pub fn connect_failure(&self, cluster: &Arc<str>) {
@@ -129,6 +178,7 @@ mod tests {
         });
         m.config_update("CDS", false);
         let text = m.encode();
+        assert!(text.contains("weft_requests_total"), "{text}");
         assert!(
             text.contains(r#"weft_requests_total{response_code="200",response_flags="-",cluster="outbound|80||a"} 1"#),
             "{text}"
@@ -137,5 +187,46 @@ mod tests {
             text.contains(r#"weft_config_updates_total{type="CDS",result="rejected"} 1"#),
             "{text}"
         );
+    }
+
+    fn labels(code: u16, cluster: &Arc<str>) -> RequestLabels {
+        RequestLabels {
+            response_code: code,
+            response_flags: "-",
+            cluster: cluster.clone(),
+        }
+    }
+
+    fn count(m: &Metrics, code: u16, cluster: &str) -> Option<u64> {
+        let line = format!(
+            r#"weft_requests_total{{response_code="{code}",response_flags="-",cluster="{cluster}"}} "#
+        );
+        m.encode()
+            .lines()
+            .find_map(|l| l.strip_prefix(&line).and_then(|n| n.parse().ok()))
+    }
+
+    #[test]
+    fn cached_counters_stay_per_proxy_and_per_label_set() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        let x: Arc<str> = Arc::from("outbound|80||x");
+        for _ in 0..3 {
+            a.request(&labels(200, &x));
+        }
+        a.request(&labels(503, &x));
+        b.request(&labels(200, &x));
+        assert_eq!(count(&a, 200, "outbound|80||x"), Some(3));
+        assert_eq!(count(&a, 503, "outbound|80||x"), Some(1));
+        assert_eq!(count(&b, 200, "outbound|80||x"), Some(1));
+        // Equal names in different allocations are one series.
+        let x2: Arc<str> = Arc::from("outbound|80||x");
+        a.request(&labels(200, &x2));
+        assert_eq!(count(&a, 200, "outbound|80||x"), Some(4));
+        // A name dropped by config and a new one made after it are told apart.
+        drop((x, x2));
+        let y: Arc<str> = Arc::from("outbound|80||y");
+        a.request(&labels(200, &y));
+        assert_eq!(count(&a, 200, "outbound|80||y"), Some(1));
+        assert_eq!(count(&a, 200, "outbound|80||x"), Some(4));
     }
 }

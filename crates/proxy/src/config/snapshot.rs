@@ -41,6 +41,10 @@ pub struct Upstream {
     pub plan: Arc<Plan>,
 }
 
+/// Looked up by cluster name on every request: a fast hash (the names come
+/// from config, not from requests).
+type UpstreamMap = HashMap<Arc<str>, Arc<Upstream>, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub(super) generation: u64,
@@ -49,7 +53,7 @@ pub struct Snapshot {
     pub(super) clusters: Resources<Cluster>,
     pub(super) endpoints: Resources<EndpointSet>,
     routes_by_port: Arc<HashMap<u16, Arc<RouteTable>>>,
-    upstreams: Arc<HashMap<Arc<str>, Arc<Upstream>>>,
+    upstreams: Arc<UpstreamMap>,
     default_passthrough: Passthrough,
     /// The proxy's own workload (locality-aware load balancing).
     node: Arc<NodeInfo>,
@@ -166,9 +170,9 @@ fn route_indexes(
 fn upstreams(
     clusters: &BTreeMap<String, Versioned<Cluster>>,
     endpoints: &BTreeMap<String, Versioned<EndpointSet>>,
-    prev: &HashMap<Arc<str>, Arc<Upstream>>,
+    prev: &UpstreamMap,
     node: &NodeInfo,
-) -> HashMap<Arc<str>, Arc<Upstream>> {
+) -> UpstreamMap {
     clusters
         .values()
         .map(|c| {

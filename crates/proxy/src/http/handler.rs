@@ -50,7 +50,9 @@ pub async fn handle(
     // Kept for the access log; Method and Uri clone without allocating for
     // standard methods (the Uri shares its buffer).
     let mut log = AccessLog {
-        start: Instant::now(),
+        // The clock is read only when an access log line can be written
+        // (DEBUG implies INFO, so one check covers both levels).
+        start: tracing::enabled!(target: "weft::access", tracing::Level::INFO).then(Instant::now),
         method: req.method().clone(),
         uri: req.uri().clone(),
         conn: &conn,
@@ -74,7 +76,7 @@ pub async fn handle(
 /// (the connection went away and hyper dropped the request), it records the
 /// request as Envoy does: code 0, flag DC.
 struct AccessLog<'a> {
-    start: Instant,
+    start: Option<Instant>,
     method: Method,
     uri: http::Uri,
     conn: &'a ConnInfo,
@@ -91,7 +93,7 @@ impl AccessLog<'_> {
             cluster: cluster.clone(),
         });
         let (listener, method, uri) = (self.listener, &self.method, &self.uri);
-        let elapsed_ms = self.start.elapsed().as_millis();
+        let elapsed_ms = self.start.map_or(0, |s| s.elapsed().as_millis());
         if flags.is_empty() {
             tracing::debug!(target: "weft::access", %listener, %method, %uri, code, flags = flags.as_str(), %cluster, duration_ms = elapsed_ms);
         } else {
@@ -183,8 +185,7 @@ async fn route(
     };
     match &route.action {
         Action::Forward(clusters) => {
-            let requested = requested_authority(&t);
-            routed::forward(req, route, matched, clusters, snapshot, requested, conn).await
+            routed::forward(req, route, matched, clusters, snapshot, default_port, conn).await
         }
         Action::Redirect(r) => redirect_reply(r, &t, path, query),
         Action::DirectResponse { status, body } => Outcome {

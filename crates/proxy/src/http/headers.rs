@@ -9,38 +9,79 @@ pub static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+/// The hop-by-hop headers always removed (`te` is handled apart).
+static HOP_BY_HOP: [&HeaderName; 8] = [
+    &header::CONNECTION,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &header::PROXY_AUTHORIZATION,
+    &header::PROXY_AUTHENTICATE,
+    &header::TRAILER,
+    &header::TRANSFER_ENCODING,
+    &header::UPGRADE,
+];
+
 /// Removes hop-by-hop headers (RFC 9110 7.6.1): the fixed set plus any named
 /// in `Connection`. `te: trailers` stays, as gRPC over h2 needs it.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Tokens named by Connection (rare beyond keep-alive/close/upgrade): only
-    // then is a list allocated.
+    // One pass over the names finds what is there: most requests carry no
+    // hop-by-hop header and most responses only `Connection`, so removing
+    // blindly would hash every name of the set for nothing.
+    let mut present = 0u16;
+    let mut te = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| *h == name) {
+            present |= 1 << i;
+        } else if name == header::TE {
+            te = true;
+        }
+    }
+    if present == 0 && !te {
+        return;
+    }
+    if present & 1 != 0 {
+        remove_connection_tokens(headers);
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(*name);
+        }
+    }
+    let keep_te = headers
+        .get(header::TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    if te && !keep_te {
+        headers.remove(header::TE);
+    }
+}
+
+/// Removes the headers `Connection` names. Its usual tokens (`keep-alive`,
+/// `close`, `upgrade`) name nothing beyond the fixed set, so only other
+/// tokens are collected (and allocate).
+fn remove_connection_tokens(headers: &mut HeaderMap) {
+    let usual = |v: &HeaderValue| {
+        let v = v.as_bytes();
+        v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")
+    };
+    if headers.get_all(header::CONNECTION).iter().all(usual) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|t| {
+            !t.eq_ignore_ascii_case("close")
+                && !HOP_BY_HOP
+                    .iter()
+                    .any(|h| t.eq_ignore_ascii_case(h.as_str()))
+        })
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     for name in named {
         headers.remove(name);
-    }
-    for name in [
-        &header::CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &header::PROXY_AUTHORIZATION,
-        &header::PROXY_AUTHENTICATE,
-        &header::TRAILER,
-        &header::TRANSFER_ENCODING,
-        &header::UPGRADE,
-    ] {
-        headers.remove(name);
-    }
-    let keep_te = headers
-        .get(header::TE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    if !keep_te {
-        headers.remove(header::TE);
     }
 }
 
@@ -100,6 +141,29 @@ mod tests {
         h.insert(header::TE, HeaderValue::from_static("gzip"));
         strip_hop_by_hop(&mut h);
         assert!(!h.contains_key(header::TE));
+    }
+
+    #[test]
+    fn every_fixed_hop_by_hop_header_goes_and_the_rest_stay() {
+        let mut h = HeaderMap::new();
+        for name in HOP_BY_HOP {
+            h.append(name.clone(), HeaderValue::from_static("x"));
+        }
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, X-Named"),
+        );
+        h.insert("x-named", HeaderValue::from_static("1"));
+        h.insert(header::HOST, HeaderValue::from_static("a"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["host", "content-length"]);
+
+        // Nothing hop-by-hop: nothing changes.
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
     }
 
     #[test]

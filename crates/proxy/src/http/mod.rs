@@ -39,6 +39,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use crate::listeners::ConnInfo;
+use crate::race::{First, race};
 
 /// Serves one downstream connection until it closes. When `drain` turns true
 /// (the listener was removed) the connection finishes its in-flight requests
@@ -49,7 +50,13 @@ where
 {
     let svc = service_fn(move |req| handler::handle(req, conn.clone()));
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
+    // No header read timeout (hyper's default is 30 s once a timer is set):
+    // Envoy's sidecars have none either, and arming it costs a timer
+    // registration and an allocation per request.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(connection);
@@ -59,9 +66,10 @@ where
             pending::<()>().await;
         }
     };
-    tokio::select! {
-        result = connection.as_mut() => log_end(result),
-        () = drained => {
+    tokio::pin!(drained);
+    match race(connection.as_mut(), drained).await {
+        First::Main(result) => log_end(result),
+        First::Signal(()) => {
             connection.as_mut().graceful_shutdown();
             log_end(connection.await);
         }

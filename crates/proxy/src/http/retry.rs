@@ -211,14 +211,18 @@ async fn run_attempt(
         (None, Some(d)) => Some((d, false)),
         (None, None) => None,
     };
-    let sent = upstream.send(req, endpoint, in_flight);
+    // The send future is made in each arm, so the two arms share its space
+    // (one made before the match would be stored beside the timeout that
+    // wraps it).
     let result = match limit {
-        None => sent.await,
-        Some((at, is_per_try)) => match tokio::time::timeout_at(at, sent).await {
-            Ok(r) => r,
-            Err(_) if is_per_try => return Attempt::PerTryTimeout,
-            Err(_) => return Attempt::RouteTimeout,
-        },
+        None => upstream.send(req, endpoint, in_flight).await,
+        Some((at, is_per_try)) => {
+            match tokio::time::timeout_at(at, upstream.send(req, endpoint, in_flight)).await {
+                Ok(r) => r,
+                Err(_) if is_per_try => return Attempt::PerTryTimeout,
+                Err(_) => return Attempt::RouteTimeout,
+            }
+        }
     };
     match result {
         Ok(resp) => Attempt::Response(resp, start.elapsed()),

@@ -2,7 +2,6 @@
 //! injection, then the router (destination choice, rewrites, header
 //! operations, mirrors, attempts with retries), then the response-side edits.
 
-use http::uri::Authority;
 use http::{Request, StatusCode, Uri, header};
 use hyper::body::Incoming;
 
@@ -12,25 +11,27 @@ use super::cors::{self, CorsDecision};
 use super::fault;
 use super::flags::Flags;
 use super::forward::{normalize_host, reply};
+use super::handler::requested_authority;
 use super::headers::{ensure_request_id, strip_hop_by_hop};
 use super::mirror;
 use super::retry::{self, Call};
 use super::rewrite::rewritten_path;
+use super::target::target;
 use super::upgrade::Upgrade;
 use crate::config::Snapshot;
 use crate::config::route::{Route, RouteMatch, WeightedClusters};
 use crate::listeners::ConnInfo;
 use crate::upstream::RequestBody;
 
-/// `matched` is the route condition that accepted the request; `requested`
-/// the authority the client asked for (used by passthrough clusters).
+/// `matched` is the route condition that accepted the request;
+/// `default_port` the port a Host without one means (see [`target`]).
 pub async fn forward(
     mut req: Request<Incoming>,
     route: &Route,
     matched: Option<&RouteMatch>,
     clusters: &WeightedClusters,
     snapshot: &Snapshot,
-    requested: Option<Authority>,
+    default_port: Option<u16>,
     conn: &ConnInfo,
 ) -> Outcome {
     let mut flags = Flags::NONE;
@@ -58,6 +59,13 @@ pub async fn forward(
         return outcome;
     };
     let cluster = &upstream.cluster.name;
+    // Only a passthrough cluster sends to the address the client asked for;
+    // parsed before any rewrite, and not at all for other clusters.
+    let requested = if upstream.cluster.passthrough {
+        target(&req, default_port).and_then(|t| requested_authority(&t))
+    } else {
+        None
+    };
     let upgrade = Upgrade::take(&mut req);
     let new_path = route
         .rewrite
@@ -116,11 +124,7 @@ pub async fn forward(
             upstream,
             policy: route.retry.as_ref(),
             timeout: route.timeout,
-            requested: if upstream.cluster.passthrough {
-                requested
-            } else {
-                None
-            },
+            requested,
             source: conn.peer.map(|p| p.ip()),
             state: &conn.state,
         },

@@ -27,6 +27,7 @@ use super::tls::{Secure, Stream};
 use super::{RequestBody, SendError};
 use crate::config::cluster::tls::{UpstreamTls, Usage};
 use crate::config::cluster::{Cluster, ConnectionPool};
+use crate::race::{First, race};
 use crate::worker::MAX_WORKERS;
 
 /// How a cluster's connections are made and kept.
@@ -58,13 +59,16 @@ pub struct Pools {
     pub circuit: Arc<Circuit>,
     /// Plaintext connections and TLS ones, apart (auto mTLS decides per
     /// endpoint, and a proxy gaining a certificate switches mid-life).
-    endpoints: ArcSwap<HashMap<Authority, Arc<EndpointPool>>>,
-    tls_endpoints: ArcSwap<HashMap<Authority, Arc<EndpointPool>>>,
+    endpoints: ArcSwap<EndpointMap>,
+    tls_endpoints: ArcSwap<EndpointMap>,
     /// The proxy's workload identity (mesh mTLS).
     pub identity: Identity,
     /// Set once "ISTIO_MUTUAL without a certificate" has been logged.
     pub no_cert_warned: AtomicBool,
 }
+
+/// Looked up on every request; keys are endpoint addresses from config.
+type EndpointMap = HashMap<Authority, Arc<EndpointPool>, foldhash::fast::RandomState>;
 
 /// Guards that must live until the response body ends.
 #[derive(Debug, Default)]
@@ -137,8 +141,8 @@ impl Pools {
         Pools {
             circuit: Arc::new(Circuit::new(&settings.pool)),
             settings,
-            endpoints: ArcSwap::from_pointee(HashMap::new()),
-            tls_endpoints: ArcSwap::from_pointee(HashMap::new()),
+            endpoints: ArcSwap::from_pointee(EndpointMap::default()),
+            tls_endpoints: ArcSwap::from_pointee(EndpointMap::default()),
             identity,
             no_cert_warned: AtomicBool::new(false),
         }
@@ -242,19 +246,21 @@ impl Pools {
             tokio::pin!(conn);
             let check_every = max_age.map_or(idle_timeout, |m| m.min(idle_timeout));
             loop {
-                tokio::select! {
-                    _ = &mut conn => break,
-                    _ = tokio::time::sleep(check_every) => {
-                        let now = now_ms();
-                        let idle_since = activity.idle_since.load(Ordering::Acquire);
-                        let idle = idle_since != 0;
-                        if idle && now.saturating_sub(idle_since) >= millis(idle_timeout) {
-                            break;
-                        }
-                        if idle && expired(created, max_age, now) {
-                            break;
-                        }
-                    }
+                // Raced so the timer is polled when it fires, not on every
+                // wake of a busy connection.
+                let check = tokio::time::sleep(check_every);
+                tokio::pin!(check);
+                if let First::Main(_) = race(conn.as_mut(), check).await {
+                    break;
+                }
+                let now = now_ms();
+                let idle_since = activity.idle_since.load(Ordering::Acquire);
+                let idle = idle_since != 0;
+                if idle && now.saturating_sub(idle_since) >= millis(idle_timeout) {
+                    break;
+                }
+                if idle && expired(created, max_age, now) {
+                    break;
                 }
             }
         });
