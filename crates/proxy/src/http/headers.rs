@@ -1,7 +1,10 @@
 //! Header handling for forwarded requests and responses.
 
+use std::cell::RefCell;
+
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use rand::Rng;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
@@ -85,12 +88,18 @@ fn remove_connection_tokens(headers: &mut HeaderMap) {
     }
 }
 
+thread_local! {
+    /// Request ids must be unique, not secret: a fast generator per thread,
+    /// seeded once from the OS-seeded one.
+    static REQUEST_IDS: RefCell<SmallRng> = RefCell::new(SmallRng::from_rng(&mut rand::rng()));
+}
+
 /// Adds a random (version 4 UUID) `x-request-id` unless the client sent one.
 pub fn ensure_request_id(headers: &mut HeaderMap) {
     if headers.contains_key(&X_REQUEST_ID) {
         return;
     }
-    let bits: u128 = rand::rng().random();
+    let bits: u128 = REQUEST_IDS.with(|rng| rng.borrow_mut().random());
     // Set the version (4) and variant (10) bits.
     let v = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
     let id = uuid_text(v);

@@ -53,10 +53,14 @@ where
     // No header read timeout (hyper's default is 30 s once a timer is set):
     // Envoy's sidecars have none either, and arming it costs a timer
     // registration and an allocation per request.
+    // Flattened writes: a response head and a small body leave in one
+    // write(2) from one buffer, rather than a writev of a queue of buffers
+    // (and TLS streams do not take vectored writes well).
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(None);
+        .header_read_timeout(None)
+        .writev(false);
     builder.http2().timer(TokioTimer::new());
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(connection);

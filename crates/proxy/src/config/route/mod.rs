@@ -31,9 +31,11 @@ pub struct RouteTable {
     pub name: Arc<str>,
     pub virtual_hosts: Vec<VirtualHost>,
     pub passthrough: Passthrough,
-    /// Exact domains (lowercase) to their virtual host's index.
+    /// Exact domains (lowercase) to their virtual host's index. Looked up
+    /// per request with a fast hash; only config inserts keys, so request
+    /// data cannot pile up collisions.
     #[serde(skip)]
-    exact: HashMap<Box<str>, usize>,
+    exact: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
     /// Wildcard domains as the suffix after `*` (`.example.com`), longest
     /// first so the most specific wins; an empty suffix is the catch-all `*`.
     #[serde(skip)]
@@ -191,7 +193,7 @@ impl RouteTable {
             Err(_) => return Err(format!("unknown passthrough {}", rc.passthrough)),
         };
         let mut virtual_hosts = Vec::with_capacity(rc.virtual_hosts.len());
-        let mut exact = HashMap::new();
+        let mut exact = HashMap::default();
         let mut wildcards = Vec::new();
         for (i, vh) in rc.virtual_hosts.into_iter().enumerate() {
             let label = if vh.name.is_empty() {

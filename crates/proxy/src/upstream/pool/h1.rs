@@ -154,7 +154,9 @@ impl Pools {
         permit: Slot,
     ) -> Result<H1Conn, SendError> {
         let stream = self.connect(authority, secure, Usage::Http1).await?;
+        // Flattened writes, as on the server side (see `http::serve`).
         let (sender, conn) = http1::Builder::new()
+            .writev(false)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| SendError::ConnectFailure(error_chain(&e)))?;
