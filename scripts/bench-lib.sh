@@ -8,7 +8,7 @@ die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
 # --- tools -------------------------------------------------------------------
 
 # command -> Debian package
-declare -A PACKAGE=([nginx]=nginx-light [haproxy]=haproxy [wrk]=wrk [h2load]=nghttp2-client [curl]=curl [openssl]=openssl)
+declare -A PACKAGE=([nginx]=nginx-light [haproxy]=haproxy [wrk]=wrk [h2load]=nghttp2-client [curl]=curl [openssl]=openssl [valgrind]=valgrind)
 
 check_tools() { # command... : the tools this benchmark needs
     local missing=() cmd
@@ -28,6 +28,7 @@ check_tools() { # command... : the tools this benchmark needs
             echo "  h2load  : max requests/s over HTTP/2 (h2c)            (package nghttp2-client)"
             echo "  curl    : readiness checks                            (package curl)"
             echo "  openssl : TLS handshake rates (mTLS benchmark)        (package openssl)"
+            echo "  valgrind: instruction counts (instructions benchmark)  (package valgrind)"
             echo "Install them with: apt-get install -y ${pkgs[*]}"
             echo "or rerun with --install."
         } >&2
