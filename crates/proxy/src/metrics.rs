@@ -9,8 +9,8 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -35,7 +35,10 @@ struct CacheKey {
     cluster: usize,
 }
 
-type CounterCache = HashMap<CacheKey, (Arc<str>, Counter), foldhash::fast::FixedState>;
+/// The weak reference keeps the name's allocation, so no other name can take
+/// its address while the entry exists, without keeping the name alive: an
+/// entry whose cluster left the config is swept on the next miss.
+type CounterCache = HashMap<CacheKey, (Weak<str>, Counter), foldhash::fast::FixedState>;
 
 thread_local! {
     static REQUEST_COUNTERS: RefCell<CounterCache> = RefCell::new(CounterCache::default());
@@ -120,11 +123,12 @@ impl Metrics {
                 counter.inc();
                 return;
             }
+            // Misses are rare (a new code or cluster): sweep then, so a proxy
+            // whose clusters change all day does not keep their entries.
+            cache.retain(|_, (name, _)| name.strong_count() > 0);
             let counter = self.requests.get_or_create(labels).clone();
             counter.inc();
-            // The entry keeps its cluster name alive, so no other name can
-            // take that address while the key is in use.
-            cache.insert(key, (labels.cluster.clone(), counter));
+            cache.insert(key, (Arc::downgrade(&labels.cluster), counter));
         });
         // Only while the thread is being torn down.
         if counted.is_err() {
@@ -228,5 +232,18 @@ mod tests {
         a.request(&labels(200, &y));
         assert_eq!(count(&a, 200, "outbound|80||y"), Some(1));
         assert_eq!(count(&a, 200, "outbound|80||x"), Some(4));
+        // Each config push makes a new name for the same cluster: the entries
+        // of names the config dropped are swept, so the cache stays bounded.
+        let before = cached_entries();
+        for _ in 0..100 {
+            let pushed: Arc<str> = Arc::from("outbound|80||y");
+            a.request(&labels(200, &pushed));
+        }
+        assert!(cached_entries() <= before + 1, "{}", cached_entries());
+        assert_eq!(count(&a, 200, "outbound|80||y"), Some(101));
+    }
+
+    fn cached_entries() -> usize {
+        REQUEST_COUNTERS.with(|c| c.borrow().len())
     }
 }
