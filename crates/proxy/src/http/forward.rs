@@ -12,7 +12,9 @@ use hyper::body::Incoming;
 
 use super::body::{LocalReply, Outcome, local};
 use super::flags::Flags;
-use super::headers::{X_ENVOY_UPSTREAM_SERVICE_TIME, ensure_request_id, strip_hop_by_hop};
+use super::headers::{
+    X_ENVOY_UPSTREAM_SERVICE_TIME, ensure_request_id, number_value, strip_hop_by_hop,
+};
 use super::upgrade::Upgrade;
 use crate::config::ProxyState;
 use crate::upstream::{HttpClient, RequestBody, SendError, UpstreamBody, send_with};
@@ -74,7 +76,7 @@ fn finish(
             let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
             parts
                 .headers
-                .insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), HeaderValue::from(ms));
+                .insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), number_value(ms));
             Outcome {
                 response: http::Response::from_parts(parts, Either::Left(body)),
                 flags: Flags::NONE,

@@ -50,10 +50,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(*name);
         }
     }
-    let keep_te = headers
-        .get(header::TE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    if te && !keep_te {
+    if te
+        && !headers
+            .get(header::TE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"))
+    {
         headers.remove(header::TE);
     }
 }
@@ -94,6 +95,24 @@ thread_local! {
     static REQUEST_IDS: RefCell<SmallRng> = RefCell::new(SmallRng::from_rng(&mut rand::rng()));
 }
 
+/// Numbers below this come from a table of static values.
+const SMALL_NUMBERS: usize = 256;
+
+/// `n` as a header value. Small ones (attempt counts, most upstream service
+/// times in milliseconds) are static: no formatting, no allocation, and
+/// clones that touch no shared counter.
+pub fn number_value(n: u64) -> HeaderValue {
+    static TABLE: std::sync::LazyLock<Vec<HeaderValue>> = std::sync::LazyLock::new(|| {
+        (0..SMALL_NUMBERS)
+            .map(|i| HeaderValue::from_static(Box::leak(i.to_string().into_boxed_str())))
+            .collect()
+    });
+    match usize::try_from(n) {
+        Ok(i) if i < SMALL_NUMBERS => TABLE[i].clone(),
+        _ => HeaderValue::from(n),
+    }
+}
+
 /// Adds a random (version 4 UUID) `x-request-id` unless the client sent one.
 pub fn ensure_request_id(headers: &mut HeaderMap) {
     if headers.contains_key(&X_REQUEST_ID) {
@@ -114,13 +133,12 @@ pub fn ensure_request_id(headers: &mut HeaderMap) {
 fn uuid_text(v: u128) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [b'-'; 36];
-    let mut nibble = 32;
-    for (i, slot) in out.iter_mut().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            continue;
-        }
-        nibble -= 1;
-        *slot = HEX[((v >> (nibble * 4)) & 0xf) as usize];
+    let bytes = v.to_be_bytes();
+    // Where each byte's two digits go: the groups are 4, 2, 2, 2, 6 bytes.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    for (byte, at) in bytes.iter().zip(AT) {
+        out[at] = HEX[usize::from(byte >> 4)];
+        out[at + 1] = HEX[usize::from(byte & 0xf)];
     }
     out
 }
@@ -128,6 +146,13 @@ fn uuid_text(v: u128) -> [u8; 36] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_as_header_values() {
+        for n in [0, 1, 9, 10, 99, 255, 256, 1234, u64::MAX] {
+            assert_eq!(number_value(n), n.to_string().as_str());
+        }
+    }
 
     #[test]
     fn hop_by_hop() {

@@ -17,12 +17,14 @@ use tokio::time::Instant;
 use super::body::{ProxyBody, local};
 use super::flags::Flags;
 use super::grpc::GRPC_STATUS;
-use super::headers::{X_ENVOY_UPSTREAM_SERVICE_TIME, strip_hop_by_hop};
+use super::headers::{X_ENVOY_UPSTREAM_SERVICE_TIME, number_value, strip_hop_by_hop};
 use crate::config::ProxyState;
 use crate::config::common::HostPort;
 use crate::config::route::{RetryOn, RetryPolicy};
 use crate::config::snapshot::Upstream;
-use crate::upstream::{AttemptResult, RequestBody, RequestContext, SendError, UpstreamBody};
+use crate::upstream::{
+    AttemptResult, Outgoing, RequestBody, RequestContext, SendError, UpstreamBody,
+};
 
 static X_ENVOY_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
 
@@ -71,6 +73,15 @@ pub async fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
     let policy = s.policy.filter(|p| p.attempts > 0);
     let max_attempts = 1 + policy.map_or(0, |p| p.attempts);
     let replayable = body.replay().is_some();
+    // Over HTTP/1.1 with a complete body, every attempt writes the head
+    // straight from `parts`: no copy of the headers per attempt.
+    let borrowed = s
+        .upstream
+        .sends_borrowed(&parts.method, &parts.headers, &body)
+        .then(|| match &body {
+            RequestBody::Buffered { data, .. } => data.clone(),
+            RequestBody::Streaming(_) => None,
+        });
     let mut body = Some(body);
     // Only filled when retries avoid earlier hosts: no allocation otherwise.
     let avoid_previous = policy.is_some_and(|p| p.avoid_previous_hosts);
@@ -112,38 +123,6 @@ pub async fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
                 }
             }
         };
-        // The last attempt takes the body and headers; earlier ones copy them.
-        let (attempt_body, headers) = if last {
-            (
-                body.take().unwrap_or_else(RequestBody::empty),
-                std::mem::take(&mut parts.headers),
-            )
-        } else {
-            (
-                body.as_ref()
-                    .and_then(RequestBody::replay)
-                    .unwrap_or_else(RequestBody::empty),
-                parts.headers.clone(),
-            )
-        };
-        let req = match attempt_request(
-            &parts,
-            headers,
-            authority,
-            path.clone(),
-            attempt,
-            s.upstream.is_h2(),
-            attempt_body,
-        ) {
-            Some(r) => r,
-            None => {
-                return local_sent(
-                    StatusCode::BAD_REQUEST,
-                    Flags::DPE,
-                    "invalid request target",
-                );
-            }
-        };
         let (endpoint, in_flight, set_cookie) = match picked {
             Some(p) => (Some(p.endpoint), Some(p.in_flight), p.set_cookie),
             None => (None, None, None),
@@ -151,7 +130,51 @@ pub async fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
         let per_try = policy
             .and_then(|p| p.per_try_timeout)
             .map(|t| Instant::now() + t);
-        let result = run_attempt(s.upstream, req, endpoint, in_flight, per_try, deadline).await;
+        let result = if let Some(data) = &borrowed {
+            let count = number_value(u64::from(attempt));
+            let out = Outgoing {
+                method: &parts.method,
+                target: path.as_str(),
+                headers: &parts.headers,
+                extra: Some((&X_ENVOY_ATTEMPT_COUNT, &count)),
+                body: data.as_ref(),
+            };
+            let send = s
+                .upstream
+                .send_borrowed(&authority, out, endpoint, in_flight);
+            run_attempt(send, per_try, deadline).await
+        } else {
+            // The last attempt takes the body and headers; earlier ones copy them.
+            let (attempt_body, headers) = if last {
+                (
+                    body.take().unwrap_or_else(RequestBody::empty),
+                    std::mem::take(&mut parts.headers),
+                )
+            } else {
+                (
+                    body.as_ref()
+                        .and_then(RequestBody::replay)
+                        .unwrap_or_else(RequestBody::empty),
+                    parts.headers.clone(),
+                )
+            };
+            let Some(req) = attempt_request(
+                &parts,
+                headers,
+                authority,
+                path.clone(),
+                attempt,
+                s.upstream.is_h2(),
+                attempt_body,
+            ) else {
+                return local_sent(
+                    StatusCode::BAD_REQUEST,
+                    Flags::DPE,
+                    "invalid request target",
+                );
+            };
+            run_attempt(s.upstream.send(req, endpoint, in_flight), per_try, deadline).await
+        };
         if let Some(e) = endpoint {
             s.upstream.report(e, attempt_result(&result));
             if avoid_previous && !last {
@@ -197,10 +220,7 @@ pub async fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
 }
 
 async fn run_attempt(
-    upstream: &Upstream,
-    req: Request<RequestBody>,
-    endpoint: Option<&crate::config::cluster::Endpoint>,
-    in_flight: Option<crate::upstream::lb::InFlight>,
+    send: impl Future<Output = Result<Response<UpstreamBody>, SendError>>,
     per_try: Option<Instant>,
     deadline: Option<Instant>,
 ) -> Attempt {
@@ -211,18 +231,13 @@ async fn run_attempt(
         (None, Some(d)) => Some((d, false)),
         (None, None) => None,
     };
-    // The send future is made in each arm, so the two arms share its space
-    // (one made before the match would be stored beside the timeout that
-    // wraps it).
     let result = match limit {
-        None => upstream.send(req, endpoint, in_flight).await,
-        Some((at, is_per_try)) => {
-            match tokio::time::timeout_at(at, upstream.send(req, endpoint, in_flight)).await {
-                Ok(r) => r,
-                Err(_) if is_per_try => return Attempt::PerTryTimeout,
-                Err(_) => return Attempt::RouteTimeout,
-            }
-        }
+        None => send.await,
+        Some((at, is_per_try)) => match tokio::time::timeout_at(at, send).await {
+            Ok(r) => r,
+            Err(_) if is_per_try => return Attempt::PerTryTimeout,
+            Err(_) => return Attempt::RouteTimeout,
+        },
     };
     match result {
         Ok(resp) => Attempt::Response(resp, start.elapsed()),
@@ -254,8 +269,10 @@ fn attempt_request(
         Version::HTTP_11
     };
     *req.headers_mut() = headers;
-    req.headers_mut()
-        .insert(X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(attempt));
+    req.headers_mut().insert(
+        X_ENVOY_ATTEMPT_COUNT.clone(),
+        number_value(u64::from(attempt)),
+    );
     Some(req)
 }
 
@@ -344,7 +361,7 @@ fn finish(
             let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
             parts
                 .headers
-                .insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), HeaderValue::from(ms));
+                .insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), number_value(ms));
             Sent {
                 response: Response::from_parts(parts, Either::Left(body)),
                 flags: extra,

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use http::uri::Authority;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -39,6 +40,7 @@ pub use body::RequestBody;
 use circuit::{Permit, Resource};
 use lb::InFlight;
 use plan::Plan;
+pub use pool::{Outgoing, complete_body};
 use pool::{PoolSettings, Pools};
 pub use response::UpstreamBody;
 
@@ -166,6 +168,37 @@ impl Upstream {
             &pools.no_cert_warned,
         )?;
         let (resp, guards) = pools.send(req, secure).await?;
+        Ok(resp.map(|body| UpstreamBody::with_guards(body, in_flight, guards)))
+    }
+
+    /// Whether [`Upstream::send_borrowed`] can take a request with this head
+    /// and body: HTTP/1.1 to the endpoints, and a complete body.
+    pub fn sends_borrowed(
+        &self,
+        method: &http::Method,
+        headers: &HeaderMap,
+        body: &RequestBody,
+    ) -> bool {
+        !self.is_h2() && complete_body(method, headers, body).is_some()
+    }
+
+    /// Like [`Upstream::send`], for a request head the caller keeps (no copy
+    /// per attempt): `authority` names the endpoint (or passthrough address).
+    pub async fn send_borrowed(
+        &self,
+        authority: &Authority,
+        out: Outgoing<'_>,
+        endpoint: Option<&Endpoint>,
+        in_flight: Option<InFlight>,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        let pools = &self.state.pools;
+        let secure = tls::decide(
+            &pools.settings.tls,
+            &pools.identity,
+            endpoint,
+            &pools.no_cert_warned,
+        )?;
+        let (resp, guards) = pools.send_outgoing(authority, &out, secure).await?;
         Ok(resp.map(|body| UpstreamBody::with_guards(body, in_flight, guards)))
     }
 

@@ -9,13 +9,22 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::lb::InFlight;
-use super::pool::Guards;
+use super::pool::{Guards, LeanBodyError, PoolBody};
+
+/// Why an upstream response body failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+    #[error(transparent)]
+    Lean(#[from] LeanBodyError),
+}
 
 /// An upstream response body that keeps its endpoint counted as busy (what
 /// least-request balances on) until the body is dropped, finished or not.
 #[derive(Debug)]
 pub struct UpstreamBody {
-    inner: Incoming,
+    inner: PoolBody,
     _in_flight: Option<InFlight>,
     /// The cluster's active-request permit, the connection's stream count
     /// and the HTTP/1 connection to recycle.
@@ -24,11 +33,11 @@ pub struct UpstreamBody {
 
 impl UpstreamBody {
     pub fn new(inner: Incoming, in_flight: Option<InFlight>) -> UpstreamBody {
-        UpstreamBody::with_guards(inner, in_flight, Guards::default())
+        UpstreamBody::with_guards(PoolBody::Hyper(inner), in_flight, Guards::default())
     }
 
     pub fn with_guards(
-        inner: Incoming,
+        inner: PoolBody,
         in_flight: Option<InFlight>,
         guards: Guards,
     ) -> UpstreamBody {
@@ -42,10 +51,11 @@ impl UpstreamBody {
         body
     }
 
-    /// Returns the HTTP/1 connection to its pool once the body has ended.
+    /// Returns hyper's HTTP/1 connection to its pool once the body has
+    /// ended (a lean body parks its connection itself).
     fn recycle_if_ended(&mut self) {
         if self.guards.recycle.is_some()
-            && self.inner.is_end_stream()
+            && self.is_end_stream()
             && let Some(r) = self.guards.recycle.take()
         {
             r.finish();
@@ -55,14 +65,17 @@ impl UpstreamBody {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        // `Incoming` is Unpin, so no pin projection is needed.
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        // Both bodies are Unpin, so no pin projection is needed.
+        let polled = match &mut self.inner {
+            PoolBody::Lean(body) => return Pin::new(body).poll_frame(cx).map_err(BodyError::from),
+            PoolBody::Hyper(body) => Pin::new(body).poll_frame(cx),
+        };
         match &polled {
             Poll::Ready(None) => {
                 if let Some(r) = self.guards.recycle.take() {
@@ -74,15 +87,21 @@ impl Body for UpstreamBody {
             Poll::Ready(Some(Err(_))) => self.guards.recycle = None,
             Poll::Pending => {}
         }
-        polled
+        polled.map_err(BodyError::from)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            PoolBody::Hyper(body) => body.is_end_stream(),
+            PoolBody::Lean(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            PoolBody::Hyper(body) => body.size_hint(),
+            PoolBody::Lean(body) => body.size_hint(),
+        }
     }
 }
 

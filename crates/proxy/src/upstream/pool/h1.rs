@@ -12,6 +12,7 @@ use hyper_util::rt::TokioIo;
 use super::super::circuit::{Circuit, Permit, Resource};
 use super::super::outlier::now_ms;
 use super::super::{RequestBody, SendError, error_chain};
+use super::lean::LeanConn;
 use super::{Activity, EndpointPool, Pools, Slot, StreamGuard, expired};
 use crate::config::cluster::tls::Usage;
 
@@ -31,7 +32,9 @@ impl Pools {
     ) -> Result<(Response<Incoming>, StreamGuard, Option<Recycle>), SendError> {
         let mut fresh_only = false;
         loop {
-            let (mut conn, reused) = self.checkout_h1(endpoint, authority, fresh_only).await?;
+            let (mut conn, reused) = self
+                .checkout::<H1Conn>(endpoint, authority, fresh_only)
+                .await?;
             // An idle connection whose last exchange ended a moment ago may
             // not have been told so by its driver yet: it is ready within
             // the driver's next poll, or closed.
@@ -81,12 +84,14 @@ impl Pools {
         })
     }
 
-    async fn checkout_h1(
+    /// An idle connection (true) or a new one (false), waiting in the
+    /// pending queue when the cluster is at max_connections.
+    pub(super) async fn checkout<C: Checkout>(
         &self,
         endpoint: &Arc<EndpointPool>,
         authority: &Authority,
         fresh_only: bool,
-    ) -> Result<(H1Conn, bool), SendError> {
+    ) -> Result<(C, bool), SendError> {
         // The common case, an idle connection or room for a new one, takes
         // no lock beyond the idle list's.
         if let Some(found) = self.try_checkout(endpoint, authority, fresh_only).await {
@@ -113,20 +118,18 @@ impl Pools {
     }
 
     /// An idle connection, or a new one if the limits allow; None means wait.
-    async fn try_checkout(
+    async fn try_checkout<C: Checkout>(
         &self,
         endpoint: &Arc<EndpointPool>,
         authority: &Authority,
         fresh_only: bool,
-    ) -> Option<Result<(H1Conn, bool), SendError>> {
-        if !fresh_only && let Some(conn) = self.take_idle(endpoint) {
+    ) -> Option<Result<(C, bool), SendError>> {
+        if !fresh_only && let Some(conn) = C::take_idle(self, endpoint) {
             return Some(Ok((conn, true)));
         }
         let permit = self.connection_permit(endpoint)?;
-        // Boxed: connecting (TCP, TLS, handshake) is rare and its future
-        // large; inline, every request's future would carry (and move) it.
         Some(
-            Box::pin(self.connect_h1(authority, endpoint.secure, permit))
+            C::connect(self, authority, endpoint.secure, permit)
                 .await
                 .map(|c| (c, false)),
         )
@@ -169,6 +172,52 @@ impl Pools {
             uses: 0,
             activity,
         })
+    }
+}
+
+/// A connecting future, boxed: connecting (TCP, TLS, handshake) is rare and
+/// its future large; inline, every request's future would carry (and move) it.
+type Connecting<'a, C> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<C, SendError>> + Send + 'a>>;
+
+/// The two kinds of pooled HTTP/1 connection: hyper's, and the lean one.
+pub(super) trait Checkout: Sized + Send {
+    fn take_idle(pools: &Pools, endpoint: &EndpointPool) -> Option<Self>;
+    fn connect<'a>(
+        pools: &'a Pools,
+        authority: &'a Authority,
+        secure: bool,
+        slot: Slot,
+    ) -> Connecting<'a, Self>;
+}
+
+impl Checkout for H1Conn {
+    fn take_idle(pools: &Pools, endpoint: &EndpointPool) -> Option<Self> {
+        pools.take_idle(endpoint)
+    }
+
+    fn connect<'a>(
+        pools: &'a Pools,
+        authority: &'a Authority,
+        secure: bool,
+        slot: Slot,
+    ) -> Connecting<'a, Self> {
+        Box::pin(pools.connect_h1(authority, secure, slot))
+    }
+}
+
+impl Checkout for Box<LeanConn> {
+    fn take_idle(pools: &Pools, endpoint: &EndpointPool) -> Option<Self> {
+        pools.take_idle_lean(endpoint)
+    }
+
+    fn connect<'a>(
+        pools: &'a Pools,
+        authority: &'a Authority,
+        secure: bool,
+        slot: Slot,
+    ) -> Connecting<'a, Self> {
+        Box::pin(pools.connect_lean(authority, secure, slot))
     }
 }
 

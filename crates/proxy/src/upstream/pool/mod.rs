@@ -4,10 +4,17 @@
 //!
 //! HTTP/1: one request per connection at a time; a connection returns to the
 //! idle list when its response body has been read to the end (the body
-//! holds it until then). HTTP/2: connections are shared up to the stream limit.
+//! holds it until then). Requests with a complete body take the lean
+//! exchange (`lean`, `wire`); the rest hyper's client connection (`h1`).
+//! HTTP/2: connections are shared up to the stream limit.
 
 mod h1;
 mod h2;
+mod lean;
+mod wire;
+
+pub use lean::{BodyError as LeanBodyError, LeanBody, complete_body};
+pub use wire::Outgoing;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -68,7 +75,17 @@ pub struct Pools {
 }
 
 /// Looked up on every request; keys are endpoint addresses from config.
-type EndpointMap = HashMap<Authority, Arc<EndpointPool>, foldhash::fast::RandomState>;
+/// Keyed by the authority's text: `Authority` hashes byte by byte (it
+/// compares without case), a string in one go. Addresses from config are
+/// lowercase; a passthrough host in another case just gets its own pool.
+type EndpointMap = HashMap<Box<str>, Arc<EndpointPool>, foldhash::fast::RandomState>;
+
+/// A response body from a pool: hyper's, or read off a lean connection.
+#[derive(Debug)]
+pub enum PoolBody {
+    Hyper(Incoming),
+    Lean(LeanBody),
+}
 
 /// Guards that must live until the response body ends.
 #[derive(Debug, Default)]
@@ -129,6 +146,11 @@ impl Drop for Slot {
 #[derive(Default)]
 struct EndpointPool {
     idle: [Mutex<Vec<h1::H1Conn>>; MAX_WORKERS],
+    /// Boxed, so a checkout or a park moves a pointer, not the connection.
+    #[allow(clippy::vec_box)]
+    lean: [Mutex<Vec<Box<lean::LeanConn>>>; MAX_WORKERS],
+    /// Whether a sweeper runs over the worker's lean idle list.
+    lean_sweeping: [AtomicBool; MAX_WORKERS],
     h2: [Mutex<Vec<Arc<h2::H2Conn>>>; MAX_WORKERS],
     /// Connections to this endpoint, open or being opened.
     live: AtomicUsize,
@@ -153,14 +175,14 @@ impl Pools {
             Secure::Plain => (&self.endpoints, false),
             Secure::Tls => (&self.tls_endpoints, true),
         };
-        if let Some(p) = map.load().get(authority) {
+        if let Some(p) = map.load().get(authority.as_str()) {
             return p.clone();
         }
         let mut created = None;
         map.rcu(|map| {
             let mut map = HashMap::clone(map);
             let pool = map
-                .entry(authority.clone())
+                .entry(authority.as_str().into())
                 .or_insert_with(|| {
                     Arc::new(EndpointPool {
                         secure,
@@ -180,7 +202,7 @@ impl Pools {
         &self,
         req: Request<RequestBody>,
         secure: Secure,
-    ) -> Result<(Response<Incoming>, Guards), SendError> {
+    ) -> Result<(Response<PoolBody>, Guards), SendError> {
         let request = self
             .circuit
             .try_acquire(Resource::Requests)
@@ -190,6 +212,18 @@ impl Pools {
                 "request URI names no upstream address".into(),
             ));
         };
+        if !self.settings.h2
+            && let Some(body) = complete_body(req.method(), req.headers(), req.body())
+        {
+            let out = Outgoing {
+                method: req.method(),
+                target: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+                headers: req.headers(),
+                extra: None,
+                body,
+            };
+            return self.send_lean_with(request, &authority, &out, secure).await;
+        }
         let endpoint = self.endpoint(&authority, secure);
         let mut req = req;
         wire_form(&mut req, &authority, self.settings.h2);
@@ -199,13 +233,49 @@ impl Pools {
             self.send_h1(&endpoint, &authority, req).await?
         };
         Ok((
-            resp,
+            resp.map(PoolBody::Hyper),
             Guards {
                 request: Some(request),
                 stream: Some(stream),
                 recycle,
             },
         ))
+    }
+
+    /// Sends a borrowed request head with a complete body over HTTP/1.1 (the
+    /// caller checked [`complete_body`]; an HTTP/2 cluster is refused).
+    pub async fn send_outgoing(
+        &self,
+        authority: &Authority,
+        out: &Outgoing<'_>,
+        secure: Secure,
+    ) -> Result<(Response<PoolBody>, Guards), SendError> {
+        if self.settings.h2 {
+            return Err(SendError::Reset(
+                "a borrowed request cannot go over HTTP/2".into(),
+            ));
+        }
+        let request = self
+            .circuit
+            .try_acquire(Resource::Requests)
+            .ok_or(SendError::Overflow)?;
+        self.send_lean_with(request, authority, out, secure).await
+    }
+
+    async fn send_lean_with(
+        &self,
+        request: Permit,
+        authority: &Authority,
+        out: &Outgoing<'_>,
+        secure: Secure,
+    ) -> Result<(Response<PoolBody>, Guards), SendError> {
+        let endpoint = self.endpoint(authority, secure);
+        let resp = self.send_lean(&endpoint, authority, out).await?;
+        let guards = Guards {
+            request: Some(request),
+            ..Guards::default()
+        };
+        Ok((resp.map(PoolBody::Lean), guards))
     }
 
     /// A connection slot, or None when the cluster is at max_connections and
