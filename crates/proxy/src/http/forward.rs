@@ -17,12 +17,12 @@ use super::headers::{
 };
 use super::upgrade::Upgrade;
 use crate::config::ProxyState;
-use crate::upstream::{HttpClient, RequestBody, SendError, UpstreamBody, send_with};
+use crate::upstream::{RequestBody, SendError, UpstreamBody, Via, send_via};
 
 /// Sends `req` to `authority` over one of the shared clients, with the
 /// route's timeout.
 pub async fn send(
-    client: &HttpClient,
+    client: Via<'_>,
     mut req: Request<Incoming>,
     authority: Authority,
     h2: bool,
@@ -40,11 +40,11 @@ pub async fn send(
     }
     let start = Instant::now();
     let result = match timeout {
-        Some(t) => match tokio::time::timeout(t, send_with(client, req, None)).await {
+        Some(t) => match tokio::time::timeout(t, send_via(client, req, None)).await {
             Ok(r) => r,
             Err(_) => return timed_out(cluster),
         },
-        None => send_with(client, req, None).await,
+        None => send_via(client, req, None).await,
     };
     let mut outcome = finish(result, start, cluster, state);
     if let Some(u) = upgrade {

@@ -24,6 +24,7 @@ use crate::config::listener::{Direction, Listener};
 use crate::config::route::{Action, DerivePort, Passthrough, Redirect, RouteTable};
 use crate::listeners::ConnInfo;
 use crate::metrics::RequestLabels;
+use crate::upstream::Via;
 
 /// Cluster names for replies with no real cluster, made once.
 pub(crate) struct Names {
@@ -283,7 +284,7 @@ async fn passthrough(
                     NAMES.none.clone(),
                 );
             };
-            let client = &state.clients().passthrough;
+            let client = Via::Hyper(&state.clients().passthrough);
             forward::send(
                 client,
                 req,
@@ -314,9 +315,9 @@ async fn inbound(
     };
     let h2 = listener.protocol.is_h2();
     let client = if h2 {
-        &state.clients().inbound_h2
+        Via::Hyper(&state.clients().inbound_h2)
     } else {
-        &state.clients().inbound_h1
+        Via::Pool(&state.clients().inbound_h1)
     };
     forward::send(
         client,

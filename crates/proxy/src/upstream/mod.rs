@@ -44,7 +44,10 @@ pub use pool::{Outgoing, complete_body};
 use pool::{PoolSettings, Pools};
 pub use response::UpstreamBody;
 
-use crate::config::cluster::{Cluster, DEFAULT_CONNECT_TIMEOUT, Endpoint, EndpointSet};
+use crate::config::cluster::tls::UpstreamTls;
+use crate::config::cluster::{
+    Cluster, ConnectionPool, DEFAULT_CONNECT_TIMEOUT, Endpoint, EndpointSet,
+};
 use crate::config::common::HostPort;
 use crate::config::{NodeInfo, Upstream};
 
@@ -279,12 +282,20 @@ impl Upstream {
     }
 }
 
-/// Sends over one of the shared clients (passthrough, inbound).
-pub async fn send_with(
-    client: &HttpClient,
+/// Sends over one of the shared clients (passthrough, inbound); the URI
+/// names the address.
+pub async fn send_via(
+    via: Via<'_>,
     req: Request<RequestBody>,
     in_flight: Option<InFlight>,
 ) -> Result<Response<UpstreamBody>, SendError> {
+    let client = match via {
+        Via::Hyper(c) => c,
+        Via::Pool(pools) => {
+            let (resp, guards) = pools.send(req, tls::Secure::Plain).await?;
+            return Ok(resp.map(|body| UpstreamBody::with_guards(body, in_flight, guards)));
+        }
+    };
     match client.request(req).await {
         Ok(resp) => Ok(resp.map(|body| UpstreamBody::new(body, in_flight))),
         Err(e) if e.is_connect() => Err(SendError::ConnectFailure(error_chain(&e))),
@@ -376,9 +387,18 @@ impl ClusterState {
 pub struct SharedClients {
     /// ALLOW_ANY passthrough to the host the client asked for.
     pub passthrough: HttpClient,
-    /// Inbound forwarding to the application, HTTP/1.1 and h2c.
-    pub inbound_h1: HttpClient,
+    /// Inbound forwarding to the application over HTTP/1.1: a pool without
+    /// limits, so requests with a complete body take the lean exchange.
+    pub inbound_h1: Pools,
+    /// Inbound forwarding to the application over h2c.
     pub inbound_h2: HttpClient,
+}
+
+/// What [`send_via`] sends over.
+#[derive(Clone, Copy)]
+pub enum Via<'a> {
+    Hyper(&'a HttpClient),
+    Pool(&'a Pools),
 }
 
 impl Default for SharedClients {
@@ -391,7 +411,15 @@ impl SharedClients {
     pub fn new() -> SharedClients {
         SharedClients {
             passthrough: http_client(false, DEFAULT_CONNECT_TIMEOUT),
-            inbound_h1: http_client(false, DEFAULT_CONNECT_TIMEOUT),
+            inbound_h1: Pools::new(
+                PoolSettings {
+                    h2: false,
+                    connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+                    pool: ConnectionPool::default(),
+                    tls: UpstreamTls::default(),
+                },
+                weft_pki::Identity::new(),
+            ),
             inbound_h2: http_client(true, DEFAULT_CONNECT_TIMEOUT),
         }
     }
