@@ -50,12 +50,13 @@ pub async fn handle(
     let snapshot = conn.state.snapshot();
     // Kept for the access log; Method and Uri clone without allocating for
     // standard methods (the Uri shares its buffer).
+    // The clock is read, and the URI kept, only when an access log line can
+    // be written (DEBUG implies INFO, so one check covers both levels).
+    let logged = tracing::enabled!(target: "weft::access", tracing::Level::INFO);
     let mut log = AccessLog {
-        // The clock is read only when an access log line can be written
-        // (DEBUG implies INFO, so one check covers both levels).
-        start: tracing::enabled!(target: "weft::access", tracing::Level::INFO).then(Instant::now),
+        start: logged.then(Instant::now),
         method: req.method().clone(),
-        uri: req.uri().clone(),
+        uri: logged.then(|| req.uri().clone()),
         conn: &conn,
         listener: &listener.name,
         done: false,
@@ -79,7 +80,8 @@ pub async fn handle(
 struct AccessLog<'a> {
     start: Option<Instant>,
     method: Method,
-    uri: http::Uri,
+    /// Only when the access log is on.
+    uri: Option<http::Uri>,
     conn: &'a ConnInfo,
     listener: &'a Arc<str>,
     done: bool,
@@ -93,7 +95,11 @@ impl AccessLog<'_> {
             response_flags: flags.as_str(),
             cluster: cluster.clone(),
         });
-        let (listener, method, uri) = (self.listener, &self.method, &self.uri);
+        let (listener, method) = (self.listener, &self.method);
+        let uri: &dyn std::fmt::Display = match &self.uri {
+            Some(uri) => uri,
+            None => &"-",
+        };
         let elapsed_ms = self.start.map_or(0, |s| s.elapsed().as_millis());
         if flags.is_empty() {
             tracing::debug!(target: "weft::access", %listener, %method, %uri, code, flags = flags.as_str(), %cluster, duration_ms = elapsed_ms);

@@ -4,7 +4,9 @@
 //! backoff and full jitter) while the policy, the body and the cluster's
 //! retry limits allow.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::request::Parts;
@@ -173,7 +175,10 @@ pub async fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
                     "invalid request target",
                 );
             };
-            run_attempt(s.upstream.send(req, endpoint, in_flight), per_try, deadline).await
+            // Boxed: hyper's request futures are large, and this one would
+            // otherwise size (and be moved with) every request's future.
+            let send = Box::pin(s.upstream.send(req, endpoint, in_flight));
+            run_attempt(send, per_try, deadline).await
         };
         if let Some(e) = endpoint {
             s.upstream.report(e, attempt_result(&result));
@@ -219,29 +224,61 @@ pub async fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
     }
 }
 
-async fn run_attempt(
-    send: impl Future<Output = Result<Response<UpstreamBody>, SendError>>,
-    per_try: Option<Instant>,
-    deadline: Option<Instant>,
-) -> Attempt {
-    let start = Instant::now();
+/// One attempt: `send` bounded by the per-try timeout or the route deadline,
+/// whichever comes first.
+fn run_attempt<F>(send: F, per_try: Option<Instant>, deadline: Option<Instant>) -> RunAttempt<F>
+where
+    F: Future<Output = Result<Response<UpstreamBody>, SendError>>,
+{
     let limit = match (per_try, deadline) {
         (Some(p), Some(d)) => Some((p.min(d), p < d)),
         (Some(p), None) => Some((p, true)),
         (None, Some(d)) => Some((d, false)),
         (None, None) => None,
     };
-    let result = match limit {
-        None => send.await,
-        Some((at, is_per_try)) => match tokio::time::timeout_at(at, send).await {
-            Ok(r) => r,
-            Err(_) if is_per_try => return Attempt::PerTryTimeout,
-            Err(_) => return Attempt::RouteTimeout,
-        },
-    };
-    match result {
-        Ok(resp) => Attempt::Response(resp, start.elapsed()),
-        Err(e) => Attempt::Failed(e),
+    RunAttempt {
+        send,
+        timer: limit.map(|(at, _)| tokio::time::sleep_until(at)),
+        is_per_try: limit.is_some_and(|(_, per_try)| per_try),
+        start: Instant::now(),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A hand-written future rather than an `async fn`: one of those stores
+    /// its argument (the send future) a second time beside what it awaits,
+    /// and every request's future carries, and moves, that size.
+    struct RunAttempt<F> {
+        #[pin]
+        send: F,
+        #[pin]
+        timer: Option<tokio::time::Sleep>,
+        is_per_try: bool,
+        start: Instant,
+    }
+}
+
+impl<F> Future for RunAttempt<F>
+where
+    F: Future<Output = Result<Response<UpstreamBody>, SendError>>,
+{
+    type Output = Attempt;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt> {
+        let this = self.project();
+        // The response first, as tokio's timeout does: one that is ready
+        // when the timer fires still counts.
+        if let Poll::Ready(result) = this.send.poll(cx) {
+            return Poll::Ready(match result {
+                Ok(resp) => Attempt::Response(resp, this.start.elapsed()),
+                Err(e) => Attempt::Failed(e),
+            });
+        }
+        match this.timer.as_pin_mut().map(|t| t.poll(cx)) {
+            Some(Poll::Ready(())) if *this.is_per_try => Poll::Ready(Attempt::PerTryTimeout),
+            Some(Poll::Ready(())) => Poll::Ready(Attempt::RouteTimeout),
+            _ => Poll::Pending,
+        }
     }
 }
 

@@ -58,7 +58,7 @@ impl UpstreamBody {
             && self.is_end_stream()
             && let Some(r) = self.guards.recycle.take()
         {
-            r.finish();
+            (*r).finish();
         }
     }
 }
@@ -79,7 +79,7 @@ impl Body for UpstreamBody {
         match &polled {
             Poll::Ready(None) => {
                 if let Some(r) = self.guards.recycle.take() {
-                    r.finish();
+                    (*r).finish();
                 }
             }
             Poll::Ready(Some(Ok(_))) => self.recycle_if_ended(),

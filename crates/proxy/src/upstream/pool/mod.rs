@@ -92,8 +92,10 @@ pub enum PoolBody {
 pub struct Guards {
     pub request: Option<Permit>,
     pub stream: Option<StreamGuard>,
-    /// An HTTP/1 connection to return to its pool when the body ends.
-    pub(crate) recycle: Option<h1::Recycle>,
+    /// An HTTP/1 connection (hyper's) to return to its pool when the body
+    /// ends. Boxed: only streaming requests have one, and every response
+    /// would otherwise carry (and move) its size.
+    pub(crate) recycle: Option<Box<h1::Recycle>>,
 }
 
 /// Activity clock shared by a connection's handle and its driver task.
@@ -227,17 +229,19 @@ impl Pools {
         let endpoint = self.endpoint(&authority, secure);
         let mut req = req;
         wire_form(&mut req, &authority, self.settings.h2);
+        // Boxed: hyper's request futures are large, and inline every
+        // request's future (lean ones too) would carry and move their size.
         let (resp, stream, recycle) = if self.settings.h2 {
-            self.send_h2(&endpoint, &authority, req).await?
+            Box::pin(self.send_h2(&endpoint, &authority, req)).await?
         } else {
-            self.send_h1(&endpoint, &authority, req).await?
+            Box::pin(self.send_h1(&endpoint, &authority, req)).await?
         };
         Ok((
             resp.map(PoolBody::Hyper),
             Guards {
                 request: Some(request),
                 stream: Some(stream),
-                recycle,
+                recycle: recycle.map(Box::new),
             },
         ))
     }
