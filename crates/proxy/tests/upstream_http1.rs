@@ -82,20 +82,7 @@ async fn read_request(s: &mut tokio::net::TcpStream) -> Option<String> {
 }
 
 fn config(addr: SocketAddr, tune: impl FnOnce(&mut proto::Cluster)) -> Config {
-    let mut config = Config::default()
-        .cluster(CLUSTER, proto::LoadBalancer::RoundRobin, &[addr])
-        .route_config(proto::RouteConfig {
-            name: "9080".into(),
-            virtual_hosts: vec![vhost(
-                "catalog:9080",
-                &["catalog", "catalog:9080"],
-                vec![route(vec![], forward(&[(CLUSTER, 1)]))],
-            )],
-            passthrough: proto::Passthrough::RegistryOnly as i32,
-        })
-        .listener(forward_proxy_listener("outbound|15001"));
-    tune(&mut config.clusters[0]);
-    config
+    catalog_config(CLUSTER, &[addr], tune)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,20 +37,7 @@ async fn counted_backend(name: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
 }
 
 fn config(addrs: &[SocketAddr], tune: impl FnOnce(&mut proto::Cluster)) -> Config {
-    let mut config = Config::default()
-        .cluster(CLUSTER, proto::LoadBalancer::RoundRobin, addrs)
-        .route_config(proto::RouteConfig {
-            name: "9080".into(),
-            virtual_hosts: vec![vhost(
-                "catalog:9080",
-                &["catalog", "catalog:9080"],
-                vec![route(vec![], forward(&[(CLUSTER, 1)]))],
-            )],
-            passthrough: proto::Passthrough::RegistryOnly as i32,
-        })
-        .listener(forward_proxy_listener("outbound|15001"));
-    tune(&mut config.clusters[0]);
-    config
+    catalog_config(CLUSTER, addrs, tune)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -164,14 +164,19 @@ impl Upstream {
         in_flight: Option<InFlight>,
     ) -> Result<Response<UpstreamBody>, SendError> {
         let pools = &self.state.pools;
-        let secure = tls::decide(
+        let (resp, guards) = pools.send(req, self.secure_for(endpoint)?).await?;
+        Ok(resp.map(|body| UpstreamBody::with_guards(body, in_flight, guards)))
+    }
+
+    /// TLS or plaintext for an attempt to `endpoint` (see [`tls::decide`]).
+    fn secure_for(&self, endpoint: Option<&Endpoint>) -> Result<tls::Secure, SendError> {
+        let pools = &self.state.pools;
+        tls::decide(
             &pools.settings.tls,
             &pools.identity,
             endpoint,
             &pools.no_cert_warned,
-        )?;
-        let (resp, guards) = pools.send(req, secure).await?;
-        Ok(resp.map(|body| UpstreamBody::with_guards(body, in_flight, guards)))
+        )
     }
 
     /// Whether [`Upstream::send_borrowed`] can take a request with this head
@@ -195,12 +200,7 @@ impl Upstream {
         in_flight: Option<InFlight>,
     ) -> Result<Response<UpstreamBody>, SendError> {
         let pools = &self.state.pools;
-        let secure = tls::decide(
-            &pools.settings.tls,
-            &pools.identity,
-            endpoint,
-            &pools.no_cert_warned,
-        )?;
+        let secure = self.secure_for(endpoint)?;
         let (resp, guards) = pools.send_outgoing(authority, &out, secure).await?;
         Ok(resp.map(|body| UpstreamBody::with_guards(body, in_flight, guards)))
     }
@@ -250,12 +250,7 @@ impl Upstream {
         tcp: tokio::net::TcpStream,
     ) -> Result<tls::Stream, SendError> {
         let pools = &self.state.pools;
-        match tls::decide(
-            &pools.settings.tls,
-            &pools.identity,
-            Some(endpoint),
-            &pools.no_cert_warned,
-        )? {
+        match self.secure_for(Some(endpoint))? {
             tls::Secure::Plain => Ok(tls::Stream::Plain(tcp)),
             tls::Secure::Tls => {
                 tls::handshake(

@@ -364,3 +364,26 @@ fn dechunk(mut s: &str) -> String {
 pub async fn get_via(proxy: SocketAddr, url: &str) -> Reply {
     raw(proxy, &format!("GET {url}"), &[]).await
 }
+
+/// The one-cluster mesh the upstream tests use: `catalog:9080` through the
+/// forward proxy listener `outbound|15001` to `addrs`, cluster tuned by `tune`.
+pub fn catalog_config(
+    cluster: &str,
+    addrs: &[SocketAddr],
+    tune: impl FnOnce(&mut proto::Cluster),
+) -> Config {
+    let mut config = Config::default()
+        .cluster(cluster, proto::LoadBalancer::RoundRobin, addrs)
+        .route_config(proto::RouteConfig {
+            name: "9080".into(),
+            virtual_hosts: vec![vhost(
+                "catalog:9080",
+                &["catalog", "catalog:9080"],
+                vec![route(vec![], forward(&[(cluster, 1)]))],
+            )],
+            passthrough: proto::Passthrough::RegistryOnly as i32,
+        })
+        .listener(forward_proxy_listener("outbound|15001"));
+    tune(&mut config.clusters[0]);
+    config
+}
