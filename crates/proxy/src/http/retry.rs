@@ -25,7 +25,7 @@ use crate::config::common::HostPort;
 use crate::config::route::{RetryOn, RetryPolicy};
 use crate::config::snapshot::Upstream;
 use crate::upstream::{
-    AttemptResult, Outgoing, RequestBody, RequestContext, SendError, UpstreamBody,
+    AttemptResult, Outgoing, RequestBody, RequestContext, SendError, UpstreamBody, complete_body,
 };
 
 static X_ENVOY_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
@@ -77,13 +77,11 @@ pub async fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
     let replayable = body.replay().is_some();
     // Over HTTP/1.1 with a complete body, every attempt writes the head
     // straight from `parts`: no copy of the headers per attempt.
-    let borrowed = s
-        .upstream
-        .sends_borrowed(&parts.method, &parts.headers, &body)
-        .then(|| match &body {
-            RequestBody::Buffered { data, .. } => data.clone(),
-            RequestBody::Streaming(_) => None,
-        });
+    let borrowed = if s.upstream.is_h2() {
+        None
+    } else {
+        complete_body(&parts.method, &parts.headers, &body).map(|data| data.cloned())
+    };
     let mut body = Some(body);
     // Only filled when retries avoid earlier hosts: no allocation otherwise.
     let avoid_previous = policy.is_some_and(|p| p.avoid_previous_hosts);

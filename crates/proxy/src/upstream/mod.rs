@@ -179,17 +179,6 @@ impl Upstream {
         )
     }
 
-    /// Whether [`Upstream::send_borrowed`] can take a request with this head
-    /// and body: HTTP/1.1 to the endpoints, and a complete body.
-    pub fn sends_borrowed(
-        &self,
-        method: &http::Method,
-        headers: &HeaderMap,
-        body: &RequestBody,
-    ) -> bool {
-        !self.is_h2() && complete_body(method, headers, body).is_some()
-    }
-
     /// Like [`Upstream::send`], for a request head the caller keeps (no copy
     /// per attempt): `authority` names the endpoint (or passthrough address).
     pub async fn send_borrowed(
