@@ -8,7 +8,6 @@ mod common;
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -17,69 +16,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_xds::proto;
 
 const CLUSTER: &str = "outbound|9080||catalog";
-
-/// What a wire backend saw.
-#[derive(Default)]
-struct Wire {
-    accepted: usize,
-    /// Connections the proxy closed (EOF seen while waiting for a request).
-    closed: usize,
-    /// Each request's bytes, head and body.
-    requests: Vec<String>,
-}
-
-/// A backend that answers every request with `reply`, and closes the
-/// connection after each answer when `close` is set.
-async fn wire_backend(reply: &'static [u8], close: bool) -> (SocketAddr, Arc<Mutex<Wire>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let seen = Arc::new(Mutex::new(Wire::default()));
-    let record = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            record.lock().expect("lock").accepted += 1;
-            let record = record.clone();
-            tokio::spawn(async move {
-                loop {
-                    let Some(request) = read_request(&mut s).await else {
-                        record.lock().expect("lock").closed += 1;
-                        return;
-                    };
-                    record.lock().expect("lock").requests.push(request);
-                    if s.write_all(reply).await.is_err() || close {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (addr, seen)
-}
-
-/// One request: its head and a body of its content-length. None at EOF.
-async fn read_request(s: &mut tokio::net::TcpStream) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + length {
-                return Some(String::from_utf8_lossy(&buf).into_owned());
-            }
-        }
-        match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
 
 fn config(addr: SocketAddr, tune: impl FnOnce(&mut proto::Cluster)) -> Config {
     catalog_config(CLUSTER, &[addr], tune)

@@ -66,3 +66,59 @@ impl From<LocalReply> for Outcome {
         }
     }
 }
+
+/// A request body as it came from downstream: hyper's streaming body, or a
+/// body the lean HTTP/1.1 server read whole with the head (see `server`).
+#[derive(Debug)]
+pub enum DownstreamBody {
+    Hyper(hyper::body::Incoming),
+    /// The data, taken when it is read.
+    Whole(Option<Bytes>),
+}
+
+impl Body for DownstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            DownstreamBody::Hyper(body) => std::pin::Pin::new(body).poll_frame(cx),
+            DownstreamBody::Whole(data) => {
+                std::task::Poll::Ready(data.take().map(|d| Ok(hyper::body::Frame::data(d))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            DownstreamBody::Hyper(body) => body.is_end_stream(),
+            DownstreamBody::Whole(data) => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            DownstreamBody::Hyper(body) => body.size_hint(),
+            DownstreamBody::Whole(data) => {
+                hyper::body::SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+        }
+    }
+}
+
+impl From<DownstreamBody> for crate::upstream::RequestBody {
+    /// A whole body becomes a buffered one: replayable, and sent with the
+    /// head in the lean upstream exchange.
+    fn from(body: DownstreamBody) -> Self {
+        match body {
+            DownstreamBody::Hyper(body) => crate::upstream::RequestBody::Streaming(body),
+            DownstreamBody::Whole(data) => crate::upstream::RequestBody::Buffered {
+                data,
+                trailers: None,
+            },
+        }
+    }
+}

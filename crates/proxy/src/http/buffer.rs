@@ -4,8 +4,9 @@
 //! sent once.
 
 use http_body_util::BodyExt;
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 
+use super::body::DownstreamBody;
 use crate::upstream::RequestBody;
 
 /// Envoy's default per-request buffer limit.
@@ -16,7 +17,11 @@ pub const BUFFER_LIMIT: u64 = 1 << 20;
 #[error("reading the request body: {0}")]
 pub struct BodyError(#[from] hyper::Error);
 
-pub async fn replayable(body: Incoming) -> Result<RequestBody, BodyError> {
+pub async fn replayable(body: DownstreamBody) -> Result<RequestBody, BodyError> {
+    let body = match body {
+        DownstreamBody::Hyper(body) => body,
+        whole => return Ok(whole.into()),
+    };
     if body.is_end_stream() {
         return Ok(RequestBody::empty());
     }

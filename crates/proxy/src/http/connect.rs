@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::body::DownstreamBody;
 use http::{Request, StatusCode};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::body::{LocalReply, Outcome, local};
@@ -33,7 +33,7 @@ struct Dest {
 }
 
 pub async fn tunnel(
-    mut req: Request<Incoming>,
+    mut req: Request<DownstreamBody>,
     listener: &Listener,
     snapshot: &Snapshot,
     conn: &ConnInfo,
@@ -79,7 +79,7 @@ pub async fn tunnel(
 }
 
 fn destination(
-    req: &Request<Incoming>,
+    req: &Request<DownstreamBody>,
     listener: &Listener,
     snapshot: &Snapshot,
 ) -> Result<Dest, LocalReply> {

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::body::DownstreamBody;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, Version, header};
 use http_body_util::Either;
-use hyper::body::Incoming;
 
 use super::body::{LocalReply, Outcome, local};
 use super::flags::Flags;
@@ -23,7 +23,7 @@ use crate::upstream::{RequestBody, SendError, UpstreamBody, Via, send_via};
 /// route's timeout.
 pub async fn send(
     client: Via<'_>,
-    mut req: Request<Incoming>,
+    mut req: Request<DownstreamBody>,
     authority: Authority,
     h2: bool,
     timeout: Option<Duration>,

@@ -6,9 +6,9 @@ use std::convert::Infallible;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
+use super::body::DownstreamBody;
 use http::uri::Authority;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
 
 use super::body::{LocalReply, Outcome, ProxyBody, local, local_bytes};
 use super::connect;
@@ -40,7 +40,7 @@ pub(crate) static NAMES: LazyLock<Names> = LazyLock::new(|| Names {
 });
 
 pub async fn handle(
-    mut req: Request<Incoming>,
+    mut req: Request<DownstreamBody>,
     conn: Arc<ConnInfo>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let listener = conn.listener.load_full();
@@ -118,7 +118,7 @@ impl Drop for AccessLog<'_> {
 }
 
 async fn route(
-    mut req: Request<Incoming>,
+    mut req: Request<DownstreamBody>,
     listener: &Listener,
     snapshot: &Snapshot,
     conn: &ConnInfo,
@@ -269,7 +269,7 @@ fn is_self(t: &Target<'_>, conn: &ConnInfo) -> bool {
 
 /// A host in no virtual host: ALLOW_ANY forwards as asked, REGISTRY_ONLY 502s.
 async fn passthrough(
-    req: Request<Incoming>,
+    req: Request<DownstreamBody>,
     policy: Passthrough,
     requested: Option<Authority>,
     state: &crate::config::ProxyState,
@@ -307,7 +307,7 @@ async fn passthrough(
 
 /// Inbound with no route table: everything goes to the application.
 async fn inbound(
-    req: Request<Incoming>,
+    req: Request<DownstreamBody>,
     listener: &Listener,
     state: &crate::config::ProxyState,
 ) -> Outcome {

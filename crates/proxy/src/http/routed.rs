@@ -2,8 +2,8 @@
 //! injection, then the router (destination choice, rewrites, header
 //! operations, mirrors, attempts with retries), then the response-side edits.
 
+use super::body::DownstreamBody;
 use http::{Request, StatusCode, Uri, header};
-use hyper::body::Incoming;
 
 use super::body::Outcome;
 use super::buffer;
@@ -26,7 +26,7 @@ use crate::upstream::RequestBody;
 /// `matched` is the route condition that accepted the request;
 /// `default_port` the port a Host without one means (see [`target`]).
 pub async fn forward(
-    mut req: Request<Incoming>,
+    mut req: Request<DownstreamBody>,
     route: &Route,
     matched: Option<&RouteMatch>,
     clusters: &WeightedClusters,
@@ -112,7 +112,7 @@ pub async fn forward(
             }
         }
     } else {
-        RequestBody::Streaming(incoming)
+        RequestBody::from(incoming)
     };
     if !route.mirrors.is_empty() {
         mirror::spawn(&route.mirrors, snapshot, &parts, &body, route.timeout);

@@ -13,7 +13,7 @@
 //! decrypted stream goes to the usual HTTP or TCP handling with the peer's
 //! verified identity in `ConnInfo` (and XFCC for HTTP, see `xfcc`).
 
-mod rewind;
+pub(crate) mod rewind;
 pub(crate) mod xfcc;
 
 use std::sync::Arc;

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -386,4 +387,74 @@ pub fn catalog_config(
         .listener(forward_proxy_listener("outbound|15001"));
     tune(&mut config.clusters[0]);
     config
+}
+
+/// What a wire backend saw.
+#[derive(Default)]
+pub struct Wire {
+    pub accepted: usize,
+    /// Connections the proxy closed (EOF seen while waiting for a request).
+    pub closed: usize,
+    /// Each request's bytes, head and body.
+    pub requests: Vec<String>,
+}
+
+/// A backend that answers every request with `reply`, and closes the
+/// connection after each answer when `close` is set.
+pub async fn wire_backend(reply: &'static [u8], close: bool) -> (SocketAddr, Arc<Mutex<Wire>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = Arc::new(Mutex::new(Wire::default()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            record.lock().expect("lock").accepted += 1;
+            let record = record.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Some(request) = read_request(&mut s).await else {
+                        record.lock().expect("lock").closed += 1;
+                        return;
+                    };
+                    record.lock().expect("lock").requests.push(request);
+                    if s.write_all(reply).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// One request: its head and a body of its content-length (or a chunked
+/// body up to its last chunk, with no trailers). None at EOF.
+pub async fn read_request(s: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let chunked = head.contains("transfer-encoding: chunked");
+            let complete = if chunked {
+                buf[end..].windows(7).any(|w| w == b"\r\n0\r\n\r\n")
+            } else {
+                buf.len() >= end + 4 + length
+            };
+            if complete {
+                return Some(String::from_utf8_lossy(&buf).into_owned());
+            }
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
 }

@@ -1,0 +1,376 @@
+//! Serving one downstream connection.
+//!
+//! HTTP/1.1 requests of the common shape (see [`request::parse`]) are served
+//! by a lean loop: the head parsed in place, the handler run on this task,
+//! the response head and a ready body written in one write. hyper's server
+//! costs about a third of the proxy's own work per request in its dispatch
+//! machinery, and this shape is nearly all traffic. The first request of any
+//! other shape (upgrades, CONNECT, chunked or large bodies, `Expect`,
+//! HTTP/1.0, h2, malformed heads) hands the connection, with every byte read
+//! so far, to hyper's server for the rest of its life.
+
+mod request;
+mod response;
+
+use std::future::{Future, pending, poll_fn};
+use std::io;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use http::{Method, Response};
+use hyper::body::{Body, Frame};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use self::request::{Lean, Parsed};
+use self::response::Framing;
+use super::body::{DownstreamBody, ProxyBody};
+use super::handler;
+use crate::listeners::ConnInfo;
+use crate::race::{First, race};
+use crate::tls::rewind::Rewind;
+
+/// The read buffer a connection starts with; it grows for larger heads.
+const READ_BUFFER: usize = 4096;
+/// Body data up to this much is copied behind the head (or earlier data)
+/// and leaves in one write; a larger frame is written on its own.
+const COALESCE: usize = 64 * 1024;
+
+/// Serves one downstream connection until it closes. When `drain` turns true
+/// (the listener was removed) the connection finishes its in-flight request
+/// and then closes (HTTP/1 after the current response, h2 with GOAWAY).
+pub(crate) async fn serve<S>(io: S, conn: Arc<ConnInfo>, mut drain: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let flags = LoopFlags {
+        idle: AtomicBool::new(true),
+        draining: AtomicBool::new(false),
+    };
+    let handoff = {
+        let mut lean = pin!(serve_lean(io, &conn, &flags));
+        let drained = pin!(async {
+            // A dropped sender means the manager is gone; keep serving.
+            if !crate::listeners::until_true(&mut drain).await {
+                pending::<()>().await;
+            }
+        });
+        let first = race(lean.as_mut(), drained).await;
+        match first {
+            First::Main(handoff) => handoff,
+            // Between requests: close now. Mid-request: the loop closes after
+            // the response, which says `connection: close`.
+            First::Signal(()) if flags.idle.load(Ordering::Relaxed) => None,
+            First::Signal(()) => {
+                flags.draining.store(true, Ordering::Relaxed);
+                lean.await
+            }
+        }
+    };
+    if let Some((io, read)) = handoff {
+        serve_with_hyper(Rewind::new(read.to_vec(), io), conn, drain).await;
+    }
+}
+
+/// Shared between the loop and the drain watch, on one task.
+struct LoopFlags {
+    /// Waiting for a request with nothing of it read.
+    idle: AtomicBool,
+    /// The listener is going: close after the current response.
+    draining: AtomicBool,
+}
+
+/// The lean loop. Returns the stream and the unread bytes when a request
+/// should go to hyper; None when the connection is done.
+async fn serve_lean<S>(mut io: S, conn: &Arc<ConnInfo>, flags: &LoopFlags) -> Option<(S, BytesMut)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut read = BytesMut::with_capacity(READ_BUFFER);
+    let mut write = Vec::new();
+    loop {
+        let Lean {
+            request,
+            close,
+            trailers,
+        } = loop {
+            match request::parse(&mut read) {
+                Parsed::Lean(lean) => break lean,
+                Parsed::Handoff => return Some((io, read)),
+                Parsed::Partial => {}
+            }
+            if read.is_empty() {
+                flags.idle.store(true, Ordering::Relaxed);
+                if flags.draining.load(Ordering::Relaxed) {
+                    return None;
+                }
+            }
+            if read.capacity() - read.len() < READ_BUFFER / 4 {
+                read.reserve(READ_BUFFER);
+            }
+            match poll_fn(|cx| tokio_util::io::poll_read_buf(Pin::new(&mut io), cx, &mut read))
+                .await
+            {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => flags.idle.store(false, Ordering::Relaxed),
+            }
+        };
+        let head_request = request.method() == Method::HEAD;
+        let mut peer = Peer {
+            watching: true,
+            read: &mut read,
+        };
+        // The handler runs here; if the client goes away first, it is
+        // dropped (and records the request as DC), as under hyper.
+        let Ok(response) = peer
+            .until_gone(&mut io, handler::handle(request, conn.clone()))
+            .await?;
+        let close = close || flags.draining.load(Ordering::Relaxed);
+        let written = write_response(
+            &mut io,
+            &mut peer,
+            &mut write,
+            response,
+            Exchange {
+                head_request,
+                close,
+                trailers,
+            },
+        )
+        .await;
+        if written.is_err() {
+            return None;
+        }
+        if close {
+            let _ = io.shutdown().await;
+            return None;
+        }
+    }
+}
+
+/// Watches the client's side of the connection while a request is handled
+/// or its response body awaited. Reading costs no system call until the
+/// socket is readable again, since tokio notes a short read as drained.
+struct Peer<'a> {
+    /// False once the client sent more (a pipelined request): its bytes stay
+    /// buffered for the loop, and reading stops until then.
+    watching: bool,
+    read: &'a mut BytesMut,
+}
+
+impl Peer<'_> {
+    /// Ready when the client closed or the connection failed.
+    fn poll_gone<S: AsyncRead + Unpin>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.watching {
+            return Poll::Pending;
+        }
+        if self.read.capacity() == self.read.len() {
+            self.read.reserve(READ_BUFFER);
+        }
+        match tokio_util::io::poll_read_buf(Pin::new(io), cx, self.read) {
+            Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(()),
+            Poll::Ready(Ok(_)) => {
+                self.watching = false;
+                Poll::Pending
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// `work`'s output, or None if the client went away first.
+    async fn until_gone<S, F>(&mut self, io: &mut S, work: F) -> Option<F::Output>
+    where
+        S: AsyncRead + Unpin,
+        F: Future,
+    {
+        let mut work = pin!(work);
+        poll_fn(|cx| {
+            if let Poll::Ready(out) = work.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
+            }
+            self.poll_gone(io, cx).map(|()| None)
+        })
+        .await
+    }
+}
+
+/// What the request said about its response.
+struct Exchange {
+    head_request: bool,
+    close: bool,
+    /// The client accepts trailers.
+    trailers: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error("writing the response: {0}")]
+    Io(#[from] io::Error),
+    #[error("the response body failed")]
+    Body,
+    #[error("the response body did not match its length")]
+    Length,
+    #[error("the client went away")]
+    Gone,
+}
+
+/// Writes the response. The head and whatever body is ready at once leave
+/// together; the rest follows as it arrives.
+async fn write_response<S>(
+    io: &mut S,
+    peer: &mut Peer<'_>,
+    write: &mut Vec<u8>,
+    response: Response<ProxyBody>,
+    exchange: Exchange,
+) -> Result<(), WriteError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (parts, body) = response.into_parts();
+    let mut body = pin!(body);
+    write.clear();
+    let framing = response::encode_head(
+        &parts,
+        &body.size_hint(),
+        exchange.head_request,
+        exchange.close,
+        write,
+    );
+    let mut left = match framing {
+        Framing::None => {
+            io.write_all(write).await?;
+            return Ok(());
+        }
+        Framing::Length(n) => Some(n),
+        Framing::Chunked => None,
+    };
+    loop {
+        // A frame now if there is one; else send what is buffered first.
+        let frame = match poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                if !write.is_empty() {
+                    io.write_all(write).await?;
+                    write.clear();
+                }
+                let next = poll_fn(|cx| body.as_mut().poll_frame(cx));
+                peer.until_gone(io, next).await.ok_or(WriteError::Gone)?
+            }
+        };
+        match frame {
+            None => break,
+            Some(Err(_)) => return Err(WriteError::Body),
+            Some(Ok(frame)) => {
+                put_frame(io, write, frame, &mut left, exchange.trailers).await?;
+            }
+        }
+    }
+    match left {
+        Some(0) => {}
+        Some(_) => return Err(WriteError::Length),
+        None => response::chunked_end(write, None),
+    }
+    if !write.is_empty() {
+        io.write_all(write).await?;
+    }
+    Ok(())
+}
+
+/// Adds one body frame to the output: data (chunked when there is no
+/// length), or trailers, which end a chunked body when the client takes them
+/// and are dropped otherwise, as hyper does.
+async fn put_frame<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    write: &mut Vec<u8>,
+    frame: Frame<bytes::Bytes>,
+    left: &mut Option<u64>,
+    trailers_allowed: bool,
+) -> Result<(), WriteError> {
+    let mut data = match frame.into_data() {
+        Ok(data) => data,
+        Err(frame) => {
+            if left.is_none()
+                && let Ok(trailers) = frame.into_trailers()
+            {
+                // The end of a chunked body, written now, with or without
+                // them; `None` below stops a second last-chunk.
+                response::chunked_end(write, trailers_allowed.then_some(&trailers));
+                *left = Some(0);
+            }
+            return Ok(());
+        }
+    };
+    if data.is_empty() {
+        return Ok(());
+    }
+    match left {
+        Some(n) => {
+            *n = n.checked_sub(data.len() as u64).ok_or(WriteError::Length)?;
+        }
+        None => response::chunk_start(write, data.len()),
+    }
+    if write.len() + data.len() <= COALESCE {
+        write.extend_from_slice(&data);
+    } else {
+        io.write_all(write).await?;
+        write.clear();
+        while data.has_remaining() {
+            io.write_buf(&mut data).await?;
+        }
+    }
+    if left.is_none() {
+        write.extend_from_slice(b"\r\n");
+    }
+    Ok(())
+}
+
+/// hyper's server (HTTP/1 and h2 by the connection's preface), for the
+/// connections the lean loop hands over.
+async fn serve_with_hyper<S>(io: S, conn: Arc<ConnInfo>, mut drain: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        handler::handle(req.map(DownstreamBody::Hyper), conn.clone())
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // No header read timeout (hyper's default is 30 s once a timer is set):
+    // Envoy's sidecars have none either.
+    // Flattened writes: a response head and a small body leave in one
+    // write(2) from one buffer, rather than a writev of a queue of buffers
+    // (and TLS streams do not take vectored writes well).
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .writev(false);
+    builder.http2().timer(TokioTimer::new());
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(connection);
+    let drained = async {
+        // A dropped sender means the manager is gone; keep serving.
+        if !crate::listeners::until_true(&mut drain).await {
+            pending::<()>().await;
+        }
+    };
+    tokio::pin!(drained);
+    match race(connection.as_mut(), drained).await {
+        First::Main(result) => log_end(result),
+        First::Signal(()) => {
+            connection.as_mut().graceful_shutdown();
+            log_end(connection.await);
+        }
+    }
+}
+
+fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "downstream connection ended with an error");
+    }
+}
