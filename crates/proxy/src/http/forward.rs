@@ -21,7 +21,9 @@ use crate::upstream::{RequestBody, SendError, UpstreamBody, Via, send_via};
 
 /// Sends `req` to `authority` over one of the shared clients, with the
 /// route's timeout.
-pub async fn send(
+// Not an `async fn`, which would store each argument twice in its future.
+#[allow(clippy::manual_async_fn)]
+pub fn send(
     client: Via<'_>,
     mut req: Request<DownstreamBody>,
     authority: Authority,
@@ -29,28 +31,30 @@ pub async fn send(
     timeout: Option<Duration>,
     cluster: Arc<str>,
     state: &ProxyState,
-) -> Outcome {
-    let upgrade = Upgrade::take(&mut req);
-    let mut req = req.map(RequestBody::from);
-    if let Err(rejected) = prepare(&mut req, authority, h2, &cluster) {
-        return rejected.into();
+) -> impl Future<Output = Outcome> {
+    async move {
+        let upgrade = Upgrade::take(&mut req);
+        let mut req = req.map(RequestBody::from);
+        if let Err(rejected) = prepare(&mut req, authority, h2, &cluster) {
+            return rejected.into();
+        }
+        if let Some(u) = &upgrade {
+            u.restore(req.headers_mut());
+        }
+        let start = Instant::now();
+        let result = match timeout {
+            Some(t) => match tokio::time::timeout(t, send_via(client, req, None)).await {
+                Ok(r) => r,
+                Err(_) => return timed_out(cluster),
+            },
+            None => send_via(client, req, None).await,
+        };
+        let mut outcome = finish(result, start, cluster, state);
+        if let Some(u) = upgrade {
+            u.complete(&mut outcome.response, &outcome.cluster);
+        }
+        outcome
     }
-    if let Some(u) = &upgrade {
-        u.restore(req.headers_mut());
-    }
-    let start = Instant::now();
-    let result = match timeout {
-        Some(t) => match tokio::time::timeout(t, send_via(client, req, None)).await {
-            Ok(r) => r,
-            Err(_) => return timed_out(cluster),
-        },
-        None => send_via(client, req, None).await,
-    };
-    let mut outcome = finish(result, start, cluster, state);
-    if let Some(u) = upgrade {
-        u.complete(&mut outcome.response, &outcome.cluster);
-    }
-    outcome
 }
 
 fn timed_out(cluster: Arc<str>) -> Outcome {

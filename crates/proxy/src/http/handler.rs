@@ -39,39 +39,43 @@ pub(crate) static NAMES: LazyLock<Names> = LazyLock::new(|| Names {
     black_hole: Arc::from("BlackHoleCluster"),
 });
 
-pub async fn handle(
+// Not an `async fn`, which would store each argument twice in its future.
+#[allow(clippy::manual_async_fn)]
+pub fn handle(
     mut req: Request<DownstreamBody>,
     conn: Arc<ConnInfo>,
-) -> Result<Response<ProxyBody>, Infallible> {
-    let listener = conn.listener.load_full();
-    if listener.direction == Direction::Inbound {
-        crate::tls::xfcc::apply(req.headers_mut(), conn.xfcc.as_ref());
+) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> {
+    async move {
+        let listener = conn.listener.load_full();
+        if listener.direction == Direction::Inbound {
+            crate::tls::xfcc::apply(req.headers_mut(), conn.xfcc.as_ref());
+        }
+        let snapshot = conn.state.snapshot();
+        // Kept for the access log; Method and Uri clone without allocating for
+        // standard methods (the Uri shares its buffer).
+        // The clock is read, and the URI kept, only when an access log line can
+        // be written (DEBUG implies INFO, so one check covers both levels).
+        let logged = tracing::enabled!(target: "weft::access", tracing::Level::INFO);
+        let mut log = AccessLog {
+            start: logged.then(Instant::now),
+            method: req.method().clone(),
+            uri: logged.then(|| req.uri().clone()),
+            conn: &conn,
+            listener: &listener.name,
+            done: false,
+        };
+        let grpc = is_grpc(req.headers());
+        let mut outcome = route(req, &listener, &snapshot, &conn).await;
+        if grpc && outcome.response.status() != StatusCode::OK {
+            local_reply_as_grpc(&mut outcome);
+        }
+        log.record(
+            outcome.response.status().as_u16(),
+            outcome.flags,
+            &outcome.cluster,
+        );
+        Ok(outcome.response)
     }
-    let snapshot = conn.state.snapshot();
-    // Kept for the access log; Method and Uri clone without allocating for
-    // standard methods (the Uri shares its buffer).
-    // The clock is read, and the URI kept, only when an access log line can
-    // be written (DEBUG implies INFO, so one check covers both levels).
-    let logged = tracing::enabled!(target: "weft::access", tracing::Level::INFO);
-    let mut log = AccessLog {
-        start: logged.then(Instant::now),
-        method: req.method().clone(),
-        uri: logged.then(|| req.uri().clone()),
-        conn: &conn,
-        listener: &listener.name,
-        done: false,
-    };
-    let grpc = is_grpc(req.headers());
-    let mut outcome = route(req, &listener, &snapshot, &conn).await;
-    if grpc && outcome.response.status() != StatusCode::OK {
-        local_reply_as_grpc(&mut outcome);
-    }
-    log.record(
-        outcome.response.status().as_u16(),
-        outcome.flags,
-        &outcome.cluster,
-    );
-    Ok(outcome.response)
 }
 
 /// Metrics and the access log for one request. Dropped before it recorded
@@ -117,89 +121,94 @@ impl Drop for AccessLog<'_> {
     }
 }
 
-async fn route(
+// Not an `async fn`, which would store each argument twice in its future.
+#[allow(clippy::manual_async_fn)]
+fn route(
     mut req: Request<DownstreamBody>,
     listener: &Listener,
     snapshot: &Snapshot,
     conn: &ConnInfo,
-) -> Outcome {
-    // Inbound security first (Envoy's jwt_authn, ext_authz and RBAC filters
-    // come before the router); a listener without policies skips it. Paths
-    // other than a routed forward are boxed: their futures would otherwise
-    // make every request's future larger, and it is moved as a whole.
-    if listener.direction == Direction::Inbound
-        && (listener.authentication.is_some() || listener.authorization.is_some())
-        && let Err(rejected) = Box::pin(crate::authz::http::guard(&mut req, listener, conn)).await
-    {
-        return rejection(rejected);
-    }
-    let state = &conn.state;
-    let listener_port = listener.local_port(conn.local);
-    if req.method() == Method::CONNECT {
-        return Box::pin(connect::tunnel(req, listener, snapshot, conn)).await;
-    }
-    if listener.direction == Direction::Inbound && listener.route_config.is_none() {
-        return inbound(req, listener, state).await;
-    }
-    let default_port = (!listener.forward_proxy).then_some(listener_port);
-    let Some(t) = target(&req, default_port) else {
-        return reply(
-            StatusCode::BAD_REQUEST,
-            Flags::DPE,
-            "missing host",
-            NAMES.none.clone(),
-        );
-    };
-    let table = match select_table(listener, snapshot, t.port) {
-        Ok(table) => table,
-        Err(rejected) => return rejected.into(),
-    };
-    let Some(vh) = table.and_then(|tb| tb.find_virtual_host(t.authority, t.host)) else {
-        let policy = table.map_or(snapshot.default_passthrough(), |tb| tb.passthrough);
-        let requested = requested_authority(&t);
-        // A request for the proxy's own listener would loop back forever.
-        if is_self(&t, conn) {
+) -> impl Future<Output = Outcome> {
+    async move {
+        // Inbound security first (Envoy's jwt_authn, ext_authz and RBAC filters
+        // come before the router); a listener without policies skips it. Paths
+        // other than a routed forward are boxed: their futures would otherwise
+        // make every request's future larger, and it is moved as a whole.
+        if listener.direction == Direction::Inbound
+            && (listener.authentication.is_some() || listener.authorization.is_some())
+            && let Err(rejected) =
+                Box::pin(crate::authz::http::guard(&mut req, listener, conn)).await
+        {
+            return rejection(rejected);
+        }
+        let state = &conn.state;
+        let listener_port = listener.local_port(conn.local);
+        if req.method() == Method::CONNECT {
+            return Box::pin(connect::tunnel(req, listener, snapshot, conn)).await;
+        }
+        if listener.direction == Direction::Inbound && listener.route_config.is_none() {
+            return inbound(req, listener, state).await;
+        }
+        let default_port = (!listener.forward_proxy).then_some(listener_port);
+        let Some(t) = target(&req, default_port) else {
             return reply(
-                StatusCode::LOOP_DETECTED,
-                Flags::NONE,
-                "request loops back to the proxy",
+                StatusCode::BAD_REQUEST,
+                Flags::DPE,
+                "missing host",
                 NAMES.none.clone(),
             );
+        };
+        let table = match select_table(listener, snapshot, t.port) {
+            Ok(table) => table,
+            Err(rejected) => return rejected.into(),
+        };
+        let Some(vh) = table.and_then(|tb| tb.find_virtual_host(t.authority, t.host)) else {
+            let policy = table.map_or(snapshot.default_passthrough(), |tb| tb.passthrough);
+            let requested = requested_authority(&t);
+            // A request for the proxy's own listener would loop back forever.
+            if is_self(&t, conn) {
+                return reply(
+                    StatusCode::LOOP_DETECTED,
+                    Flags::NONE,
+                    "request loops back to the proxy",
+                    NAMES.none.clone(),
+                );
+            }
+            return Box::pin(passthrough(req, policy, requested, state)).await;
+        };
+        let (path, query) = (req.uri().path(), req.uri().query());
+        let view = RequestView {
+            method: req.method().as_str(),
+            path,
+            query,
+            authority: t.authority,
+            scheme: t.scheme,
+            port: if listener.forward_proxy {
+                t.port
+            } else {
+                listener_port
+            },
+            headers: req.headers(),
+            ignore_uri: false,
+            claims: req
+                .extensions()
+                .get::<Arc<crate::authn::VerifiedJwt>>()
+                .map(|j| &**j),
+        };
+        let Some((route, matched)) = find_route_match(&vh.routes, &view) else {
+            return reply(StatusCode::NOT_FOUND, Flags::NR, "", NAMES.none.clone());
+        };
+        match &route.action {
+            Action::Forward(clusters) => {
+                routed::forward(req, route, matched, clusters, snapshot, default_port, conn).await
+            }
+            Action::Redirect(r) => redirect_reply(r, &t, path, query),
+            Action::DirectResponse { status, body } => Outcome {
+                response: local_bytes(*status, body.clone()),
+                flags: Flags::NONE,
+                cluster: NAMES.none.clone(),
+            },
         }
-        return Box::pin(passthrough(req, policy, requested, state)).await;
-    };
-    let (path, query) = (req.uri().path(), req.uri().query());
-    let view = RequestView {
-        method: req.method().as_str(),
-        path,
-        query,
-        authority: t.authority,
-        scheme: t.scheme,
-        port: if listener.forward_proxy {
-            t.port
-        } else {
-            listener_port
-        },
-        headers: req.headers(),
-        ignore_uri: false,
-        claims: req
-            .extensions()
-            .get::<Arc<crate::authn::VerifiedJwt>>()
-            .map(|j| &**j),
-    };
-    let Some((route, matched)) = find_route_match(&vh.routes, &view) else {
-        return reply(StatusCode::NOT_FOUND, Flags::NR, "", NAMES.none.clone());
-    };
-    match &route.action {
-        Action::Forward(clusters) => {
-            routed::forward(req, route, matched, clusters, snapshot, default_port, conn).await
-        }
-        Action::Redirect(r) => redirect_reply(r, &t, path, query),
-        Action::DirectResponse { status, body } => Outcome {
-            response: local_bytes(*status, body.clone()),
-            flags: Flags::NONE,
-            cluster: NAMES.none.clone(),
-        },
     }
 }
 
@@ -268,73 +277,81 @@ fn is_self(t: &Target<'_>, conn: &ConnInfo) -> bool {
 }
 
 /// A host in no virtual host: ALLOW_ANY forwards as asked, REGISTRY_ONLY 502s.
-async fn passthrough(
+// Not an `async fn`, which would store each argument twice in its future.
+#[allow(clippy::manual_async_fn)]
+fn passthrough(
     req: Request<DownstreamBody>,
     policy: Passthrough,
     requested: Option<Authority>,
     state: &crate::config::ProxyState,
-) -> Outcome {
-    match policy {
-        Passthrough::RegistryOnly => reply(
-            StatusCode::BAD_GATEWAY,
-            Flags::NONE,
-            "",
-            NAMES.black_hole.clone(),
-        ),
-        Passthrough::AllowAny => {
-            let Some(authority) = requested else {
-                return reply(
-                    StatusCode::BAD_REQUEST,
-                    Flags::DPE,
-                    "invalid host",
-                    NAMES.none.clone(),
-                );
-            };
-            let client = Via::Hyper(&state.clients().passthrough);
-            forward::send(
-                client,
-                req,
-                authority,
-                false,
-                None,
-                NAMES.passthrough.clone(),
-                state,
-            )
-            .await
+) -> impl Future<Output = Outcome> {
+    async move {
+        match policy {
+            Passthrough::RegistryOnly => reply(
+                StatusCode::BAD_GATEWAY,
+                Flags::NONE,
+                "",
+                NAMES.black_hole.clone(),
+            ),
+            Passthrough::AllowAny => {
+                let Some(authority) = requested else {
+                    return reply(
+                        StatusCode::BAD_REQUEST,
+                        Flags::DPE,
+                        "invalid host",
+                        NAMES.none.clone(),
+                    );
+                };
+                let client = Via::Hyper(&state.clients().passthrough);
+                forward::send(
+                    client,
+                    req,
+                    authority,
+                    false,
+                    None,
+                    NAMES.passthrough.clone(),
+                    state,
+                )
+                .await
+            }
         }
     }
 }
 
 /// Inbound with no route table: everything goes to the application.
-async fn inbound(
+// Not an `async fn`, which would store each argument twice in its future.
+#[allow(clippy::manual_async_fn)]
+fn inbound(
     req: Request<DownstreamBody>,
     listener: &Listener,
     state: &crate::config::ProxyState,
-) -> Outcome {
-    let Some(app) = &listener.default_endpoint else {
-        return reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Flags::UH,
-            "no default endpoint",
+) -> impl Future<Output = Outcome> {
+    async move {
+        let Some(app) = &listener.default_endpoint else {
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Flags::UH,
+                "no default endpoint",
+                listener.name.clone(),
+            );
+        };
+        let h2 = listener.protocol.is_h2();
+        let client = if h2 {
+            Via::Hyper(&state.clients().inbound_h2)
+        } else {
+            Via::Pool(&state.clients().inbound_h1)
+        };
+        forward::send(
+            client,
+            req,
+            app.authority.clone(),
+            h2,
+            None,
             listener.name.clone(),
-        );
-    };
-    let h2 = listener.protocol.is_h2();
-    let client = if h2 {
-        Via::Hyper(&state.clients().inbound_h2)
-    } else {
-        Via::Pool(&state.clients().inbound_h1)
-    };
-    forward::send(
-        client,
-        req,
-        app.authority.clone(),
-        h2,
-        None,
-        listener.name.clone(),
-        state,
-    )
-    .await
+            state,
+        )
+        .await
+    }
 }
 
 fn redirect_reply(r: &Redirect, t: &Target<'_>, path: &str, query: Option<&str>) -> Outcome {

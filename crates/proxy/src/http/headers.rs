@@ -33,6 +33,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut present = 0u16;
     let mut te = false;
     for name in headers.keys() {
+        if !may_be_hop_by_hop(name) {
+            continue;
+        }
         if let Some(i) = HOP_BY_HOP.iter().position(|h| *h == name) {
             present |= 1 << i;
         } else if name == header::TE {
@@ -57,6 +60,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     {
         headers.remove(header::TE);
     }
+}
+
+/// Only names of these lengths can be hop-by-hop (or `te`): one length
+/// check spares most names eight comparisons.
+fn may_be_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(name.as_str().len(), 2 | 7 | 10 | 16..=19)
 }
 
 /// Removes the headers `Connection` names. Its usual tokens (`keep-alive`,
@@ -115,9 +124,10 @@ pub fn number_value(n: u64) -> HeaderValue {
 
 /// Adds a random (version 4 UUID) `x-request-id` unless the client sent one.
 pub fn ensure_request_id(headers: &mut HeaderMap) {
-    if headers.contains_key(&X_REQUEST_ID) {
+    // One lookup (hashing the name once) for the check and the insert.
+    let header::Entry::Vacant(slot) = headers.entry(X_REQUEST_ID.clone()) else {
         return;
-    }
+    };
     let bits: u128 = REQUEST_IDS.with(|rng| rng.borrow_mut().random());
     // Set the version (4) and variant (10) bits.
     let v = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
@@ -125,7 +135,7 @@ pub fn ensure_request_id(headers: &mut HeaderMap) {
     // Only hex digits and dashes: always a valid header value. One copy into
     // the value's buffer, no formatting machinery.
     if let Ok(value) = HeaderValue::from_bytes(&id) {
-        headers.insert(X_REQUEST_ID.clone(), value);
+        slot.insert(value);
     }
 }
 
@@ -175,6 +185,14 @@ mod tests {
         h.insert(header::TE, HeaderValue::from_static("gzip"));
         strip_hop_by_hop(&mut h);
         assert!(!h.contains_key(header::TE));
+    }
+
+    #[test]
+    fn the_length_filter_lets_every_hop_by_hop_name_through() {
+        for name in HOP_BY_HOP.iter().copied().chain([&header::TE]) {
+            assert!(may_be_hop_by_hop(name), "{name}");
+        }
+        assert!(!may_be_hop_by_hop(&header::CONTENT_TYPE));
     }
 
     #[test]

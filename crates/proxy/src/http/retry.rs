@@ -70,155 +70,159 @@ enum Attempt {
 
 /// Sends `parts` and `body` (already rewritten; the URI is completed per
 /// attempt with the endpoint's authority).
-pub async fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> Sent {
-    let deadline = s.timeout.map(|t| Instant::now() + t);
-    let policy = s.policy.filter(|p| p.attempts > 0);
-    let max_attempts = 1 + policy.map_or(0, |p| p.attempts);
-    let replayable = body.replay().is_some();
-    // Over HTTP/1.1 with a complete body, every attempt writes the head
-    // straight from `parts`: no copy of the headers per attempt.
-    let borrowed = if s.upstream.is_h2() {
-        None
-    } else {
-        complete_body(&parts.method, &parts.headers, &body).map(|data| data.cloned())
-    };
-    let mut body = Some(body);
-    // Only filled when retries avoid earlier hosts: no allocation otherwise.
-    let avoid_previous = policy.is_some_and(|p| p.avoid_previous_hosts);
-    let mut tried: Vec<&HostPort> = Vec::new();
-    let mut attempt: u32 = 1;
-    let mut _permit = None;
-    let path = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    loop {
-        let last = attempt >= max_attempts || !replayable;
-        let (authority, picked) = if s.upstream.cluster.passthrough {
-            match &s.requested {
-                Some(a) => (a.clone(), None),
-                None => {
-                    return local_sent(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        Flags::UH,
-                        "no healthy upstream",
-                    );
-                }
-            }
+// Not an `async fn`, which would store each argument twice in its future.
+#[allow(clippy::manual_async_fn)]
+pub fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> impl Future<Output = Sent> {
+    async move {
+        let deadline = s.timeout.map(|t| Instant::now() + t);
+        let policy = s.policy.filter(|p| p.attempts > 0);
+        let max_attempts = 1 + policy.map_or(0, |p| p.attempts);
+        let replayable = body.replay().is_some();
+        // Over HTTP/1.1 with a complete body, every attempt writes the head
+        // straight from `parts`: no copy of the headers per attempt.
+        let borrowed = if s.upstream.is_h2() {
+            None
         } else {
-            let ctx = RequestContext {
-                headers: &parts.headers,
-                query: parts.uri.query(),
-                source: s.source,
-            };
-            match s.upstream.pick(&ctx, &tried) {
-                Some(p) => (p.endpoint.address.authority.clone(), Some(p)),
-                None => {
-                    return local_sent(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        Flags::UH,
-                        "no healthy upstream",
-                    );
+            complete_body(&parts.method, &parts.headers, &body).map(|data| data.cloned())
+        };
+        let mut body = Some(body);
+        // Only filled when retries avoid earlier hosts: no allocation otherwise.
+        let avoid_previous = policy.is_some_and(|p| p.avoid_previous_hosts);
+        let mut tried: Vec<&HostPort> = Vec::new();
+        let mut attempt: u32 = 1;
+        let mut _permit = None;
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        loop {
+            let last = attempt >= max_attempts || !replayable;
+            let (authority, picked) = if s.upstream.cluster.passthrough {
+                match &s.requested {
+                    Some(a) => (a.clone(), None),
+                    None => {
+                        return local_sent(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            Flags::UH,
+                            "no healthy upstream",
+                        );
+                    }
                 }
-            }
-        };
-        let (endpoint, in_flight, set_cookie) = match picked {
-            Some(p) => (Some(p.endpoint), Some(p.in_flight), p.set_cookie),
-            None => (None, None, None),
-        };
-        let per_try = policy
-            .and_then(|p| p.per_try_timeout)
-            .map(|t| Instant::now() + t);
-        let result = if let Some(data) = &borrowed {
-            let count = number_value(u64::from(attempt));
-            let out = Outgoing {
-                method: &parts.method,
-                target: path.as_str(),
-                headers: &parts.headers,
-                extra: Some((&X_ENVOY_ATTEMPT_COUNT, &count)),
-                body: data.as_ref(),
-            };
-            let send = s
-                .upstream
-                .send_borrowed(&authority, out, endpoint, in_flight);
-            run_attempt(send, per_try, deadline).await
-        } else {
-            // The last attempt takes the body and headers; earlier ones copy them.
-            let (attempt_body, headers) = if last {
-                (
-                    body.take().unwrap_or_else(RequestBody::empty),
-                    std::mem::take(&mut parts.headers),
-                )
             } else {
-                (
-                    body.as_ref()
-                        .and_then(RequestBody::replay)
-                        .unwrap_or_else(RequestBody::empty),
-                    parts.headers.clone(),
-                )
+                let ctx = RequestContext {
+                    headers: &parts.headers,
+                    query: parts.uri.query(),
+                    source: s.source,
+                };
+                match s.upstream.pick(&ctx, &tried) {
+                    Some(p) => (p.endpoint.address.authority.clone(), Some(p)),
+                    None => {
+                        return local_sent(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            Flags::UH,
+                            "no healthy upstream",
+                        );
+                    }
+                }
             };
-            let Some(req) = attempt_request(
-                &parts,
-                headers,
-                authority,
-                path.clone(),
-                attempt,
-                s.upstream.is_h2(),
-                attempt_body,
-            ) else {
-                return local_sent(
-                    StatusCode::BAD_REQUEST,
-                    Flags::DPE,
-                    "invalid request target",
+            let (endpoint, in_flight, set_cookie) = match picked {
+                Some(p) => (Some(p.endpoint), Some(p.in_flight), p.set_cookie),
+                None => (None, None, None),
+            };
+            let per_try = policy
+                .and_then(|p| p.per_try_timeout)
+                .map(|t| Instant::now() + t);
+            let result = if let Some(data) = &borrowed {
+                let count = number_value(u64::from(attempt));
+                let out = Outgoing {
+                    method: &parts.method,
+                    target: path.as_str(),
+                    headers: &parts.headers,
+                    extra: Some((&X_ENVOY_ATTEMPT_COUNT, &count)),
+                    body: data.as_ref(),
+                };
+                let send = s
+                    .upstream
+                    .send_borrowed(&authority, out, endpoint, in_flight);
+                run_attempt(send, per_try, deadline).await
+            } else {
+                // The last attempt takes the body and headers; earlier ones copy them.
+                let (attempt_body, headers) = if last {
+                    (
+                        body.take().unwrap_or_else(RequestBody::empty),
+                        std::mem::take(&mut parts.headers),
+                    )
+                } else {
+                    (
+                        body.as_ref()
+                            .and_then(RequestBody::replay)
+                            .unwrap_or_else(RequestBody::empty),
+                        parts.headers.clone(),
+                    )
+                };
+                let Some(req) = attempt_request(
+                    &parts,
+                    headers,
+                    authority,
+                    path.clone(),
+                    attempt,
+                    s.upstream.is_h2(),
+                    attempt_body,
+                ) else {
+                    return local_sent(
+                        StatusCode::BAD_REQUEST,
+                        Flags::DPE,
+                        "invalid request target",
+                    );
+                };
+                // Boxed: hyper's request futures are large, and this one would
+                // otherwise size (and be moved with) every request's future.
+                let send = Box::pin(s.upstream.send(req, endpoint, in_flight));
+                run_attempt(send, per_try, deadline).await
+            };
+            if let Some(e) = endpoint {
+                s.upstream.report(e, attempt_result(&result));
+                if avoid_previous && !last {
+                    tried.push(&e.address);
+                }
+            }
+            let retriable = policy.is_some_and(|p| is_retriable(p, &result));
+            if !retriable || matches!(result, Attempt::RouteTimeout) {
+                return finish(
+                    result,
+                    Flags::NONE,
+                    set_cookie,
+                    s.state,
+                    &s.upstream.cluster.name,
+                );
+            }
+            if last {
+                let flags = if replayable { Flags::URX } else { Flags::NONE };
+                return finish(result, flags, set_cookie, s.state, &s.upstream.cluster.name);
+            }
+            let Some(permit) = s.upstream.retry_permit() else {
+                // Envoy's retry overflow: the last result stands, flagged UO.
+                return finish(
+                    result,
+                    Flags::UO,
+                    set_cookie,
+                    s.state,
+                    &s.upstream.cluster.name,
                 );
             };
-            // Boxed: hyper's request futures are large, and this one would
-            // otherwise size (and be moved with) every request's future.
-            let send = Box::pin(s.upstream.send(req, endpoint, in_flight));
-            run_attempt(send, per_try, deadline).await
-        };
-        if let Some(e) = endpoint {
-            s.upstream.report(e, attempt_result(&result));
-            if avoid_previous && !last {
-                tried.push(&e.address);
+            _permit = Some(permit);
+            drop(result);
+            let pause = backoff(policy, attempt);
+            if deadline.is_some_and(|d| Instant::now() + pause >= d) {
+                if let Some(d) = deadline {
+                    tokio::time::sleep_until(d).await;
+                }
+                return local_sent(StatusCode::GATEWAY_TIMEOUT, Flags::UT, TIMEOUT_BODY);
             }
+            tokio::time::sleep(pause).await;
+            attempt += 1;
         }
-        let retriable = policy.is_some_and(|p| is_retriable(p, &result));
-        if !retriable || matches!(result, Attempt::RouteTimeout) {
-            return finish(
-                result,
-                Flags::NONE,
-                set_cookie,
-                s.state,
-                &s.upstream.cluster.name,
-            );
-        }
-        if last {
-            let flags = if replayable { Flags::URX } else { Flags::NONE };
-            return finish(result, flags, set_cookie, s.state, &s.upstream.cluster.name);
-        }
-        let Some(permit) = s.upstream.retry_permit() else {
-            // Envoy's retry overflow: the last result stands, flagged UO.
-            return finish(
-                result,
-                Flags::UO,
-                set_cookie,
-                s.state,
-                &s.upstream.cluster.name,
-            );
-        };
-        _permit = Some(permit);
-        drop(result);
-        let pause = backoff(policy, attempt);
-        if deadline.is_some_and(|d| Instant::now() + pause >= d) {
-            if let Some(d) = deadline {
-                tokio::time::sleep_until(d).await;
-            }
-            return local_sent(StatusCode::GATEWAY_TIMEOUT, Flags::UT, TIMEOUT_BODY);
-        }
-        tokio::time::sleep(pause).await;
-        attempt += 1;
     }
 }
 

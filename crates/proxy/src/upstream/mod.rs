@@ -268,22 +268,26 @@ impl Upstream {
 
 /// Sends over one of the shared clients (passthrough, inbound); the URI
 /// names the address.
-pub async fn send_via(
+// Not an `async fn`, which would store each argument twice in its future.
+#[allow(clippy::manual_async_fn)]
+pub fn send_via(
     via: Via<'_>,
     req: Request<RequestBody>,
     in_flight: Option<InFlight>,
-) -> Result<Response<UpstreamBody>, SendError> {
-    let client = match via {
-        Via::Hyper(c) => c,
-        Via::Pool(pools) => {
-            let (resp, guards) = pools.send(req, tls::Secure::Plain).await?;
-            return Ok(resp.map(|body| UpstreamBody::with_guards(body, in_flight, guards)));
+) -> impl Future<Output = Result<Response<UpstreamBody>, SendError>> {
+    async move {
+        let client = match via {
+            Via::Hyper(c) => c,
+            Via::Pool(pools) => {
+                let (resp, guards) = pools.send(req, tls::Secure::Plain).await?;
+                return Ok(resp.map(|body| UpstreamBody::with_guards(body, in_flight, guards)));
+            }
+        };
+        match client.request(req).await {
+            Ok(resp) => Ok(resp.map(|body| UpstreamBody::new(body, in_flight))),
+            Err(e) if e.is_connect() => Err(SendError::ConnectFailure(error_chain(&e))),
+            Err(e) => Err(SendError::Reset(error_chain(&e))),
         }
-    };
-    match client.request(req).await {
-        Ok(resp) => Ok(resp.map(|body| UpstreamBody::new(body, in_flight))),
-        Err(e) if e.is_connect() => Err(SendError::ConnectFailure(error_chain(&e))),
-        Err(e) => Err(SendError::Reset(error_chain(&e))),
     }
 }
 

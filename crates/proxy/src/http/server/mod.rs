@@ -100,12 +100,13 @@ where
             close,
             trailers,
         } = loop {
-            match request::parse(&mut read) {
-                Parsed::Lean(lean) => break lean,
-                Parsed::Handoff => return Some((io, read)),
-                Parsed::Partial => {}
-            }
-            if read.is_empty() {
+            if !read.is_empty() {
+                match request::parse(&mut read) {
+                    Parsed::Lean(lean) => break lean,
+                    Parsed::Handoff => return Some((io, read)),
+                    Parsed::Partial => {}
+                }
+            } else {
                 flags.idle.store(true, Ordering::Relaxed);
                 if flags.draining.load(Ordering::Relaxed) {
                     return None;
@@ -128,9 +129,11 @@ where
         };
         // The handler runs here; if the client goes away first, it is
         // dropped (and records the request as DC), as under hyper.
-        let Ok(response) = peer
-            .until_gone(&mut io, handler::handle(request, conn.clone()))
-            .await?;
+        // Pinned here and polled in place: the handler's future is the
+        // largest thing on a connection, and each move of it is a copy.
+        let mut handled = pin!(handler::handle(request, conn.clone()));
+        let Ok(response) =
+            poll_fn(|cx| peer.poll_until_gone(&mut io, handled.as_mut(), cx)).await?;
         let close = close || flags.draining.load(Ordering::Relaxed);
         let written = write_response(
             &mut io,
@@ -184,19 +187,20 @@ impl Peer<'_> {
     }
 
     /// `work`'s output, or None if the client went away first.
-    async fn until_gone<S, F>(&mut self, io: &mut S, work: F) -> Option<F::Output>
+    fn poll_until_gone<S, F>(
+        &mut self,
+        io: &mut S,
+        work: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<F::Output>>
     where
         S: AsyncRead + Unpin,
         F: Future,
     {
-        let mut work = pin!(work);
-        poll_fn(|cx| {
-            if let Poll::Ready(out) = work.as_mut().poll(cx) {
-                return Poll::Ready(Some(out));
-            }
-            self.poll_gone(io, cx).map(|()| None)
-        })
-        .await
+        if let Poll::Ready(out) = work.poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        self.poll_gone(io, cx).map(|()| None)
     }
 }
 
@@ -259,8 +263,10 @@ where
                     io.write_all(write).await?;
                     write.clear();
                 }
-                let next = poll_fn(|cx| body.as_mut().poll_frame(cx));
-                peer.until_gone(io, next).await.ok_or(WriteError::Gone)?
+                let mut next = pin!(poll_fn(|cx| body.as_mut().poll_frame(cx)));
+                poll_fn(|cx| peer.poll_until_gone(io, next.as_mut(), cx))
+                    .await
+                    .ok_or(WriteError::Gone)?
             }
         };
         match frame {

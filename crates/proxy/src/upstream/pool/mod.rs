@@ -200,50 +200,54 @@ impl Pools {
 
     /// Sends `req` (whose URI names the endpoint) and returns the response
     /// with the guards its body must hold.
-    pub async fn send(
+    // Not an `async fn`, which would store each argument twice in its future.
+    #[allow(clippy::manual_async_fn)]
+    pub fn send(
         &self,
         req: Request<RequestBody>,
         secure: Secure,
-    ) -> Result<(Response<PoolBody>, Guards), SendError> {
-        let request = self
-            .circuit
-            .try_acquire(Resource::Requests)
-            .ok_or(SendError::Overflow)?;
-        let Some(authority) = req.uri().authority().cloned() else {
-            return Err(SendError::ConnectFailure(
-                "request URI names no upstream address".into(),
-            ));
-        };
-        if !self.settings.h2
-            && let Some(body) = complete_body(req.method(), req.headers(), req.body())
-        {
-            let out = Outgoing {
-                method: req.method(),
-                target: req.uri().path_and_query().map_or("/", |p| p.as_str()),
-                headers: req.headers(),
-                extra: None,
-                body,
+    ) -> impl Future<Output = Result<(Response<PoolBody>, Guards), SendError>> {
+        async move {
+            let request = self
+                .circuit
+                .try_acquire(Resource::Requests)
+                .ok_or(SendError::Overflow)?;
+            let Some(authority) = req.uri().authority().cloned() else {
+                return Err(SendError::ConnectFailure(
+                    "request URI names no upstream address".into(),
+                ));
             };
-            return self.send_lean_with(request, &authority, &out, secure).await;
+            if !self.settings.h2
+                && let Some(body) = complete_body(req.method(), req.headers(), req.body())
+            {
+                let out = Outgoing {
+                    method: req.method(),
+                    target: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+                    headers: req.headers(),
+                    extra: None,
+                    body,
+                };
+                return self.send_lean_with(request, &authority, &out, secure).await;
+            }
+            let endpoint = self.endpoint(&authority, secure);
+            let mut req = req;
+            wire_form(&mut req, &authority, self.settings.h2);
+            // Boxed: hyper's request futures are large, and inline every
+            // request's future (lean ones too) would carry and move their size.
+            let (resp, stream, recycle) = if self.settings.h2 {
+                Box::pin(self.send_h2(&endpoint, &authority, req)).await?
+            } else {
+                Box::pin(self.send_h1(&endpoint, &authority, req)).await?
+            };
+            Ok((
+                resp.map(PoolBody::Hyper),
+                Guards {
+                    request: Some(request),
+                    stream: Some(stream),
+                    recycle: recycle.map(Box::new),
+                },
+            ))
         }
-        let endpoint = self.endpoint(&authority, secure);
-        let mut req = req;
-        wire_form(&mut req, &authority, self.settings.h2);
-        // Boxed: hyper's request futures are large, and inline every
-        // request's future (lean ones too) would carry and move their size.
-        let (resp, stream, recycle) = if self.settings.h2 {
-            Box::pin(self.send_h2(&endpoint, &authority, req)).await?
-        } else {
-            Box::pin(self.send_h1(&endpoint, &authority, req)).await?
-        };
-        Ok((
-            resp.map(PoolBody::Hyper),
-            Guards {
-                request: Some(request),
-                stream: Some(stream),
-                recycle: recycle.map(Box::new),
-            },
-        ))
     }
 
     /// Sends a borrowed request head with a complete body over HTTP/1.1 (the
