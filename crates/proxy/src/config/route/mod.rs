@@ -228,8 +228,15 @@ impl RouteTable {
     /// sent) and its host part. Tries the authority exactly, then the bare host
     /// (this table is already specific to the port), then wildcards.
     pub fn find_virtual_host(&self, authority: &str, host: &str) -> Option<&VirtualHost> {
-        let authority = lowercase(authority);
-        let host = lowercase(host);
+        // The host is part of the authority: one scan decides for both.
+        let (authority, host) = if authority.bytes().any(|b| b.is_ascii_uppercase()) {
+            (
+                Cow::Owned(authority.to_ascii_lowercase()),
+                Cow::Owned(host.to_ascii_lowercase()),
+            )
+        } else {
+            (Cow::Borrowed(authority), Cow::Borrowed(host))
+        };
         let i = self
             .exact
             .get(&*authority)
@@ -246,15 +253,6 @@ impl RouteTable {
             // `*.a.com` needs at least one label before `.a.com`.
             .find(|(suffix, _)| name.len() > suffix.len() && name.ends_with(&**suffix))
             .map(|(_, i)| *i)
-    }
-}
-
-/// Lowercases only when needed: most hosts arrive lowercase already.
-fn lowercase(s: &str) -> Cow<'_, str> {
-    if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(s.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(s)
     }
 }
 

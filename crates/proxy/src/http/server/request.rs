@@ -6,7 +6,7 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
 
 use crate::http::body::DownstreamBody;
@@ -19,6 +19,10 @@ const MAX_HEADERS: usize = 100;
 /// Bodies up to this size (declared by `content-length`) are read whole
 /// before the request is handled; larger ones go to hyper, which streams.
 pub const MAX_BODY: u64 = 64 * 1024;
+
+/// Room for the headers the proxy adds on the way (request id, forwarding
+/// headers), so the map does not grow (rehashing every name) per request.
+const ADDED_HEADERS: usize = 4;
 
 /// What the front of the read buffer holds.
 // Returned once per request and taken apart at once: boxing the request
@@ -49,9 +53,12 @@ pub struct Lean {
 /// `content-length` value no larger than [`MAX_BODY`]. Anything else, a
 /// malformed head included, is hyper's to serve or refuse as it always has.
 pub fn parse(buf: &mut BytesMut) -> Parsed {
-    // Names are made while the parse borrows `buf`; values are sliced from
-    // the frozen head afterwards, so they share its bytes.
-    let (head_len, method, target, fields, seen) = {
+    // Where each name and value lies in the head, noted while the parse
+    // borrows `buf` (on the stack: a Vec would cost an allocation per
+    // request); names and values are made from the frozen head afterwards,
+    // the values sharing its bytes.
+    let mut fields = [[0u32; 4]; MAX_HEADERS];
+    let (head_len, method, target, count, seen) = {
         // Uninitialised: zeroing a hundred slots per request shows up.
         let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
         let mut parsed = httparse::Request::new(&mut []);
@@ -74,22 +81,25 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
             return Parsed::Handoff;
         }
         let base = buf.as_ptr() as usize;
+        let offset = |s: &[u8]| u32::try_from(s.as_ptr() as usize - base).unwrap_or(u32::MAX);
         let path = parsed.path.unwrap_or_default();
         let path_start = path.as_ptr() as usize - base;
         let mut seen = Seen::default();
-        let mut fields = Vec::with_capacity(parsed.headers.len());
-        for h in parsed.headers.iter() {
-            let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
-                return Parsed::Handoff;
-            };
-            if !seen.see(&name, h.value) {
+        for (h, at) in parsed.headers.iter().zip(fields.iter_mut()) {
+            if !seen.see(h.name.as_bytes(), h.value) {
                 return Parsed::Handoff;
             }
-            let start = h.value.as_ptr() as usize - base;
-            fields.push((name, start, start + h.value.len()));
+            let (name, value) = (offset(h.name.as_bytes()), offset(h.value));
+            // Heads are far smaller than 4 GiB: the lengths fit.
+            *at = [
+                name,
+                name + h.name.len() as u32,
+                value,
+                value + h.value.len() as u32,
+            ];
         }
         let target = path_start..path_start + path.len();
-        (head_len, method, target, fields, seen)
+        (head_len, method, target, parsed.headers.len(), seen)
     };
     let body_len = seen.length.unwrap_or(0);
     if body_len > MAX_BODY {
@@ -102,7 +112,7 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
     }
     let head = buf.split_to(head_len).freeze();
     let body = (body_len > 0).then(|| buf.split_to(body_len).freeze());
-    match build(&head, method, target, fields) {
+    match build(&head, method, target, &fields[..count]) {
         Some(mut request) => {
             *request.body_mut() = DownstreamBody::Whole(body);
             Parsed::Lean(Lean {
@@ -112,7 +122,7 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
             })
         }
         None => {
-            // Rare (a target `Uri` refuses, or a bad header value): put the
+            // Rare (a target `Uri` refuses, or a bad header name or value): put the
             // bytes back in order for hyper, which replies 400.
             let mut whole = BytesMut::with_capacity(head.len() + body_len + buf.len());
             whole.extend_from_slice(&head);
@@ -128,15 +138,14 @@ fn build(
     head: &Bytes,
     method: Method,
     target: std::ops::Range<usize>,
-    fields: Vec<(HeaderName, usize, usize)>,
+    fields: &[[u32; 4]],
 ) -> Option<Request<DownstreamBody>> {
     let uri = Uri::from_maybe_shared(head.slice(target)).ok()?;
-    let mut headers = HeaderMap::with_capacity(fields.len());
-    for (name, start, end) in fields {
-        headers.append(
-            name,
-            HeaderValue::from_maybe_shared(head.slice(start..end)).ok()?,
-        );
+    let mut headers = HeaderMap::with_capacity(fields.len() + ADDED_HEADERS);
+    for &[name_start, name_end, value_start, value_end] in fields {
+        let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize]).ok()?;
+        let value = head.slice(value_start as usize..value_end as usize);
+        headers.append(name, HeaderValue::from_maybe_shared(value).ok()?);
     }
     let mut request = Request::new(DownstreamBody::Whole(None));
     *request.method_mut() = method;
@@ -156,30 +165,36 @@ struct Seen {
 }
 
 impl Seen {
-    /// False when the header takes the request out of the lean shape.
-    fn see(&mut self, name: &HeaderName, value: &[u8]) -> bool {
+    /// False when the header takes the request out of the lean shape. Names
+    /// are compared as they came (any case), before a `HeaderName` is made.
+    fn see(&mut self, name: &[u8], value: &[u8]) -> bool {
+        let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
         let tokens = || value.split(|b| *b == b',').map(<[u8]>::trim_ascii);
-        if name == header::CONTENT_LENGTH {
-            tokens().all(|part| match parse_decimal(part) {
+        match name.len() {
+            14 if is("content-length") => tokens().all(|part| match parse_decimal(part) {
                 Some(n) if self.length.is_none_or(|l| l == n) => {
                     self.length = Some(n);
                     true
                 }
                 _ => false,
-            })
-        } else if name == header::CONNECTION {
-            for token in tokens() {
-                if token.eq_ignore_ascii_case(b"upgrade") {
-                    return false;
+            }),
+            10 if is("connection") => {
+                for token in tokens() {
+                    if token.eq_ignore_ascii_case(b"upgrade") {
+                        return false;
+                    }
+                    self.close |= token.eq_ignore_ascii_case(b"close");
                 }
-                self.close |= token.eq_ignore_ascii_case(b"close");
+                true
             }
-            true
-        } else if name == header::TE {
-            self.trailers |= tokens().any(|t| t.eq_ignore_ascii_case(b"trailers"));
-            true
-        } else {
-            name != header::TRANSFER_ENCODING && name != header::UPGRADE && name != header::EXPECT
+            2 if is("te") => {
+                self.trailers |= tokens().any(|t| t.eq_ignore_ascii_case(b"trailers"));
+                true
+            }
+            17 if is("transfer-encoding") => false,
+            7 if is("upgrade") => false,
+            6 if is("expect") => false,
+            _ => true,
         }
     }
 }
@@ -263,6 +278,8 @@ mod tests {
             b"POST / HTTP/1.1\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd",
             b"POST / HTTP/1.1\r\ncontent-length: 99999999\r\n\r\n",
             b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
+            b"GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             b"GET http://[::1 HTTP/1.1\r\n\r\n",
         ] {
             assert!(handed_off(bytes), "{}", String::from_utf8_lossy(bytes));

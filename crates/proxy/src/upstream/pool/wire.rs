@@ -123,9 +123,12 @@ fn write_header(buf: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 /// Parses a response head from the front of `buf`, removing it. None: the
 /// head is not complete yet.
 pub fn parse_head(buf: &mut BytesMut, request_method: &Method) -> Result<Option<Head>, WireError> {
-    // Names are made while the parse borrows `buf`; values are sliced from
-    // the frozen head afterwards, so they share its bytes (no copy each).
-    let (len, code, version, fields) = {
+    // Where each name and value lies, noted while the parse borrows `buf`
+    // (on the stack: a Vec would cost an allocation per response); names and
+    // values are made from the frozen head afterwards, the values sharing
+    // its bytes (no copy each).
+    let mut fields = [[0u32; 4]; MAX_HEADERS];
+    let (len, code, version, count) = {
         // Uninitialised: zeroing a hundred slots per response shows up.
         let mut slots = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
         let mut parsed = httparse::Response::new(&mut []);
@@ -139,22 +142,38 @@ pub fn parse_head(buf: &mut BytesMut, request_method: &Method) -> Result<Option<
             httparse::Status::Partial => return Ok(None),
         };
         let base = buf.as_ptr() as usize;
-        let mut fields = Vec::with_capacity(parsed.headers.len());
-        for h in parsed.headers.iter() {
-            let name =
-                HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| WireError::HeaderName)?;
-            let start = h.value.as_ptr() as usize - base;
-            fields.push((name, start, start + h.value.len()));
+        let offset = |s: &[u8]| u32::try_from(s.as_ptr() as usize - base).unwrap_or(u32::MAX);
+        for (h, at) in parsed.headers.iter().zip(fields.iter_mut()) {
+            let (name, value) = (offset(h.name.as_bytes()), offset(h.value));
+            // Heads are far smaller than 4 GiB: the lengths fit.
+            *at = [
+                name,
+                name + h.name.len() as u32,
+                value,
+                value + h.value.len() as u32,
+            ];
         }
-        (len, parsed.code.unwrap_or(0), parsed.version, fields)
+        (
+            len,
+            parsed.code.unwrap_or(0),
+            parsed.version,
+            parsed.headers.len(),
+        )
     };
     let head = buf.split_to(len).freeze();
     let status = StatusCode::from_u16(code).map_err(|_| WireError::Status)?;
-    let mut headers = HeaderMap::with_capacity(fields.len());
+    // Room for `x-envoy-upstream-service-time` and a route's own headers:
+    // growing the map would rehash every name.
+    let mut headers = HeaderMap::with_capacity(count + 2);
     let mut delimiting = Delimiting::default();
-    for (name, start, end) in fields {
-        delimiting.see(&name, &head[start..end]);
-        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+    for &[name_start, name_end, value_start, value_end] in &fields[..count] {
+        let (name, value) = (
+            name_start as usize..name_end as usize,
+            value_start as usize..value_end as usize,
+        );
+        let name = HeaderName::from_bytes(&head[name]).map_err(|_| WireError::HeaderName)?;
+        delimiting.see(&name, &head[value.clone()]);
+        let value = HeaderValue::from_maybe_shared(head.slice(value))
             .map_err(|_| WireError::HeaderValue)?;
         headers.append(name, value);
     }
