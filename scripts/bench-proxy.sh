@@ -131,7 +131,8 @@ EOF
     R[svc100.rss]="$(rss_kb "$PID_idle100")"
     local services
     for i in $(seq 1 50); do
-        services="$(curl -fsS "http://$NET.30:15000/config_dump" | grep -o 'svc-[0-9][0-9]\.bench\.svc\.cluster\.local' | sort -u | wc -l)"
+        # No match yet (the config is still on its way) is not an error.
+        services="$( (curl -fsS "http://$NET.30:15000/config_dump" || true) | (grep -o 'svc-[0-9][0-9]\.bench\.svc\.cluster\.local' || true) | sort -u | wc -l)"
         [ "$services" -ge 100 ] && break
         sleep 0.2
     done
