@@ -172,7 +172,9 @@ pub fn parse_head(buf: &mut BytesMut, request_method: &Method) -> Result<Option<
             value_start as usize..value_end as usize,
         );
         let name = HeaderName::from_bytes(&head[name]).map_err(|_| WireError::HeaderName)?;
-        delimiting.see(&name, &head[value.clone()]);
+        if delimiting.see(&name, &head[value.clone()]) {
+            continue;
+        }
         let value = HeaderValue::from_maybe_shared(head.slice(value))
             .map_err(|_| WireError::HeaderValue)?;
         headers.append(name, value);
@@ -215,7 +217,13 @@ struct Delimiting {
 }
 
 impl Delimiting {
-    fn see(&mut self, name: &HeaderName, value: &[u8]) {
+    /// Notes what the header says. True when it is this connection's own
+    /// business, used up here and not passed on: `transfer-encoding` (the
+    /// body is framed anew downstream), `keep-alive`, and a `connection`
+    /// that names nothing beyond keep-alive or close. The proxy strips these
+    /// hop-by-hop headers anyway; not putting them in the map spares an
+    /// insert and a remove per response.
+    fn see(&mut self, name: &HeaderName, value: &[u8]) -> bool {
         let tokens = || value.split(|b| *b == b',').map(<[u8]>::trim_ascii);
         if name == header::CONTENT_LENGTH {
             for part in tokens() {
@@ -224,14 +232,23 @@ impl Delimiting {
                     _ => self.bad_length = true,
                 }
             }
+            false
         } else if name == header::TRANSFER_ENCODING {
             let last = tokens().next_back().unwrap_or(b"");
             self.chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+            true
         } else if name == header::CONNECTION {
+            let mut only_usual = true;
             for token in tokens() {
-                self.close |= token.eq_ignore_ascii_case(b"close");
-                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                let close = token.eq_ignore_ascii_case(b"close");
+                let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
+                self.close |= close;
+                self.keep_alive |= keep_alive;
+                only_usual &= close || keep_alive;
             }
+            only_usual
+        } else {
+            name.as_str() == "keep-alive"
         }
     }
 }
@@ -437,6 +454,31 @@ mod tests {
         out.clear();
         encode_request(&get, "10.0.0.1:80", &mut out);
         assert_eq!(out, b"GET / HTTP/1.1\r\nhost: catalog\r\n\r\n");
+    }
+
+    #[test]
+    fn the_connections_own_headers_are_used_up_and_the_rest_kept() {
+        let h = head(
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+              Transfer-Encoding: chunked\r\nX-A: 1\r\n\r\n",
+            Method::GET,
+        )
+        .expect("valid")
+        .expect("complete");
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, true));
+        let names: Vec<_> = h.response.headers().keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["x-a"]);
+        // A Connection header naming other headers stays, for the proxy's
+        // hop-by-hop stripping to act on.
+        let named = head(
+            b"HTTP/1.1 200 OK\r\nConnection: close, x-secret\r\nx-secret: 1\r\ncontent-length: 0\r\n\r\n",
+            Method::GET,
+        )
+        .expect("valid")
+        .expect("complete");
+        assert!(!named.keep_alive);
+        assert_eq!(named.response.headers()["connection"], "close, x-secret");
+        assert_eq!(named.response.headers()["x-secret"], "1");
     }
 
     #[test]
