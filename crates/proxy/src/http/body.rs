@@ -2,15 +2,17 @@
 //! endpoint's in-flight count held until they end), local replies are small
 //! fixed buffers. An `Either` instead of a boxed body avoids an allocation.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{Either, Full};
-use hyper::body::Body;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::flags::Flags;
-use crate::upstream::UpstreamBody;
+use crate::upstream::{RequestBody, UpstreamBody};
 
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
@@ -71,7 +73,7 @@ impl From<LocalReply> for Outcome {
 /// body the lean HTTP/1.1 server read whole with the head (see `server`).
 #[derive(Debug)]
 pub enum DownstreamBody {
-    Hyper(hyper::body::Incoming),
+    Hyper(Incoming),
     /// The data, taken when it is read.
     Whole(Option<Bytes>),
 }
@@ -81,14 +83,12 @@ impl Body for DownstreamBody {
     type Error = hyper::Error;
 
     fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            DownstreamBody::Hyper(body) => std::pin::Pin::new(body).poll_frame(cx),
-            DownstreamBody::Whole(data) => {
-                std::task::Poll::Ready(data.take().map(|d| Ok(hyper::body::Frame::data(d))))
-            }
+            DownstreamBody::Hyper(body) => Pin::new(body).poll_frame(cx),
+            DownstreamBody::Whole(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
         }
     }
 
@@ -99,23 +99,23 @@ impl Body for DownstreamBody {
         }
     }
 
-    fn size_hint(&self) -> hyper::body::SizeHint {
+    fn size_hint(&self) -> SizeHint {
         match self {
             DownstreamBody::Hyper(body) => body.size_hint(),
             DownstreamBody::Whole(data) => {
-                hyper::body::SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
         }
     }
 }
 
-impl From<DownstreamBody> for crate::upstream::RequestBody {
+impl From<DownstreamBody> for RequestBody {
     /// A whole body becomes a buffered one: replayable, and sent with the
     /// head in the lean upstream exchange.
     fn from(body: DownstreamBody) -> Self {
         match body {
-            DownstreamBody::Hyper(body) => crate::upstream::RequestBody::Streaming(body),
-            DownstreamBody::Whole(data) => crate::upstream::RequestBody::Buffered {
+            DownstreamBody::Hyper(body) => RequestBody::Streaming(body),
+            DownstreamBody::Whole(data) => RequestBody::Buffered {
                 data,
                 trailers: None,
             },

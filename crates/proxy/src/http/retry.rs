@@ -188,30 +188,25 @@ pub fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> impl Future<Out
                 }
             }
             let retriable = policy.is_some_and(|p| is_retriable(p, &result));
-            if !retriable || matches!(result, Attempt::RouteTimeout) {
-                return finish(
-                    result,
-                    Flags::NONE,
-                    set_cookie,
-                    s.state,
-                    &s.upstream.cluster.name,
-                );
-            }
-            if last {
-                let flags = if replayable { Flags::URX } else { Flags::NONE };
+            // Why the attempts end here, if they do: the result stands, with
+            // these flags.
+            let stop = if !retriable || matches!(result, Attempt::RouteTimeout) {
+                Some(Flags::NONE)
+            } else if last {
+                Some(if replayable { Flags::URX } else { Flags::NONE })
+            } else {
+                match s.upstream.retry_permit() {
+                    Some(permit) => {
+                        _permit = Some(permit);
+                        None
+                    }
+                    // Envoy's retry overflow: flagged UO.
+                    None => Some(Flags::UO),
+                }
+            };
+            if let Some(flags) = stop {
                 return finish(result, flags, set_cookie, s.state, &s.upstream.cluster.name);
             }
-            let Some(permit) = s.upstream.retry_permit() else {
-                // Envoy's retry overflow: the last result stands, flagged UO.
-                return finish(
-                    result,
-                    Flags::UO,
-                    set_cookie,
-                    s.state,
-                    &s.upstream.cluster.name,
-                );
-            };
-            _permit = Some(permit);
             drop(result);
             let pause = backoff(policy, attempt);
             if deadline.is_some_and(|d| Instant::now() + pause >= d) {

@@ -127,10 +127,10 @@ where
             watching: true,
             read: &mut read,
         };
-        // The handler runs here; if the client goes away first, it is
-        // dropped (and records the request as DC), as under hyper.
-        // Pinned here and polled in place: the handler's future is the
-        // largest thing on a connection, and each move of it is a copy.
+        // The handler runs on this task, pinned and polled in place (its
+        // future is the largest thing on a connection; each move is a copy).
+        // If the client goes away first it is dropped, and records the
+        // request as DC, as under hyper.
         let mut handled = pin!(handler::handle(request, conn.clone()));
         let Ok(response) =
             poll_fn(|cx| peer.poll_until_gone(&mut io, handled.as_mut(), cx)).await?;
