@@ -6,7 +6,6 @@
 use http_body_util::BodyExt;
 use hyper::body::Body;
 
-use super::body::DownstreamBody;
 use crate::upstream::RequestBody;
 
 /// Envoy's default per-request buffer limit.
@@ -17,10 +16,10 @@ pub const BUFFER_LIMIT: u64 = 1 << 20;
 #[error("reading the request body: {0}")]
 pub struct BodyError(#[from] hyper::Error);
 
-pub async fn replayable(body: DownstreamBody) -> Result<RequestBody, BodyError> {
+pub async fn replayable(body: RequestBody) -> Result<RequestBody, BodyError> {
     let body = match body {
-        DownstreamBody::Hyper(body) => body,
-        whole => return Ok(whole.into()),
+        RequestBody::Streaming(body) => body,
+        buffered => return Ok(buffered),
     };
     if body.is_end_stream() {
         return Ok(RequestBody::empty());

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::body::DownstreamBody;
 use http::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
@@ -20,8 +19,8 @@ use crate::config::cluster::DEFAULT_CONNECT_TIMEOUT;
 use crate::config::listener::Listener;
 use crate::config::route::{Action, Passthrough};
 use crate::listeners::ConnInfo;
-use crate::upstream::connect_tcp;
 use crate::upstream::lb::{self, InFlight};
+use crate::upstream::{RequestBody, connect_tcp};
 
 /// Where the tunnel goes.
 struct Dest {
@@ -33,7 +32,7 @@ struct Dest {
 }
 
 pub async fn tunnel(
-    mut req: Request<DownstreamBody>,
+    mut req: Request<RequestBody>,
     listener: &Listener,
     snapshot: &Snapshot,
     conn: &ConnInfo,
@@ -79,7 +78,7 @@ pub async fn tunnel(
 }
 
 fn destination(
-    req: &Request<DownstreamBody>,
+    req: &Request<RequestBody>,
     listener: &Listener,
     snapshot: &Snapshot,
 ) -> Result<Dest, LocalReply> {

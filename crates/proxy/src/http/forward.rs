@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::body::DownstreamBody;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, Version, header};
 use http_body_util::Either;
@@ -25,7 +24,7 @@ use crate::upstream::{RequestBody, SendError, UpstreamBody, Via, send_via};
 #[allow(clippy::manual_async_fn)]
 pub fn send(
     client: Via<'_>,
-    mut req: Request<DownstreamBody>,
+    mut req: Request<RequestBody>,
     authority: Authority,
     h2: bool,
     timeout: Option<Duration>,
@@ -34,7 +33,6 @@ pub fn send(
 ) -> impl Future<Output = Outcome> {
     async move {
         let upgrade = Upgrade::take(&mut req);
-        let mut req = req.map(RequestBody::from);
         if let Err(rejected) = prepare(&mut req, authority, h2, &cluster) {
             return rejected.into();
         }

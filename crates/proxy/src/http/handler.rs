@@ -6,7 +6,6 @@ use std::convert::Infallible;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use super::body::DownstreamBody;
 use http::uri::Authority;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
@@ -24,7 +23,7 @@ use crate::config::listener::{Direction, Listener};
 use crate::config::route::{Action, DerivePort, Passthrough, Redirect, RouteTable};
 use crate::listeners::ConnInfo;
 use crate::metrics::RequestLabels;
-use crate::upstream::Via;
+use crate::upstream::{RequestBody, Via};
 
 /// Cluster names for replies with no real cluster, made once.
 pub(crate) struct Names {
@@ -42,7 +41,7 @@ pub(crate) static NAMES: LazyLock<Names> = LazyLock::new(|| Names {
 // Not an `async fn`, which would store each argument twice in its future.
 #[allow(clippy::manual_async_fn)]
 pub fn handle(
-    mut req: Request<DownstreamBody>,
+    mut req: Request<RequestBody>,
     conn: Arc<ConnInfo>,
 ) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> {
     async move {
@@ -124,7 +123,7 @@ impl Drop for AccessLog<'_> {
 // Not an `async fn`, which would store each argument twice in its future.
 #[allow(clippy::manual_async_fn)]
 fn route(
-    mut req: Request<DownstreamBody>,
+    mut req: Request<RequestBody>,
     listener: &Listener,
     snapshot: &Snapshot,
     conn: &ConnInfo,
@@ -280,7 +279,7 @@ fn is_self(t: &Target<'_>, conn: &ConnInfo) -> bool {
 // Not an `async fn`, which would store each argument twice in its future.
 #[allow(clippy::manual_async_fn)]
 fn passthrough(
-    req: Request<DownstreamBody>,
+    req: Request<RequestBody>,
     policy: Passthrough,
     requested: Option<Authority>,
     state: &crate::config::ProxyState,
@@ -322,7 +321,7 @@ fn passthrough(
 // Not an `async fn`, which would store each argument twice in its future.
 #[allow(clippy::manual_async_fn)]
 fn inbound(
-    req: Request<DownstreamBody>,
+    req: Request<RequestBody>,
     listener: &Listener,
     state: &crate::config::ProxyState,
 ) -> impl Future<Output = Outcome> {

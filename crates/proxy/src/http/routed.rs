@@ -2,7 +2,6 @@
 //! injection, then the router (destination choice, rewrites, header
 //! operations, mirrors, attempts with retries), then the response-side edits.
 
-use super::body::DownstreamBody;
 use http::{Request, StatusCode, Uri, header};
 
 use super::body::Outcome;
@@ -28,7 +27,7 @@ use crate::upstream::RequestBody;
 // Not an `async fn`, which would store each argument twice in its future.
 #[allow(clippy::manual_async_fn)]
 pub fn forward(
-    mut req: Request<DownstreamBody>,
+    mut req: Request<RequestBody>,
     route: &Route,
     matched: Option<&RouteMatch>,
     clusters: &WeightedClusters,
@@ -115,7 +114,7 @@ pub fn forward(
                 }
             }
         } else {
-            RequestBody::from(incoming)
+            incoming
         };
         if !route.mirrors.is_empty() {
             mirror::spawn(&route.mirrors, snapshot, &parts, &body, route.timeout);

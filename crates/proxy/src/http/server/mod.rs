@@ -30,11 +30,12 @@ use tokio::sync::watch;
 
 use self::request::{Lean, Parsed};
 use self::response::Framing;
-use super::body::{DownstreamBody, ProxyBody};
+use super::body::ProxyBody;
 use super::handler;
 use crate::listeners::ConnInfo;
 use crate::race::{First, race};
 use crate::tls::rewind::Rewind;
+use crate::upstream::RequestBody;
 
 /// The read buffer a connection starts with; it grows for larger heads.
 const READ_BUFFER: usize = 4096;
@@ -343,7 +344,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-        handler::handle(req.map(DownstreamBody::Hyper), conn.clone())
+        handler::handle(req.map(RequestBody::Streaming), conn.clone())
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // No header read timeout (hyper's default is 30 s once a timer is set):

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
 
-use crate::http::body::DownstreamBody;
+use crate::upstream::RequestBody;
 
 /// A head still incomplete past this size goes to hyper, which has its own
 /// limits and replies.
@@ -41,7 +41,7 @@ pub enum Parsed {
 /// A request the lean server serves, taken off the buffer.
 #[derive(Debug)]
 pub struct Lean {
-    pub request: Request<DownstreamBody>,
+    pub request: Request<RequestBody>,
     /// `Connection: close`: the connection ends after the response.
     pub close: bool,
     /// `TE: trailers`: response trailers may be sent.
@@ -114,7 +114,8 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
     let body = (body_len > 0).then(|| buf.split_to(body_len).freeze());
     match build(&head, method, target, &fields[..count]) {
         Some(mut request) => {
-            *request.body_mut() = DownstreamBody::Whole(body);
+            *request.body_mut() =
+                body.map_or_else(RequestBody::empty, |b| RequestBody::buffered(b, None));
             Parsed::Lean(Lean {
                 request,
                 close: seen.close,
@@ -139,7 +140,7 @@ fn build(
     method: Method,
     target: std::ops::Range<usize>,
     fields: &[[u32; 4]],
-) -> Option<Request<DownstreamBody>> {
+) -> Option<Request<RequestBody>> {
     let uri = Uri::from_maybe_shared(head.slice(target)).ok()?;
     let mut headers = HeaderMap::with_capacity(fields.len() + ADDED_HEADERS);
     for &[name_start, name_end, value_start, value_end] in fields {
@@ -147,7 +148,7 @@ fn build(
         let value = head.slice(value_start as usize..value_end as usize);
         headers.append(name, HeaderValue::from_maybe_shared(value).ok()?);
     }
-    let mut request = Request::new(DownstreamBody::Whole(None));
+    let mut request = Request::new(RequestBody::empty());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
