@@ -28,6 +28,8 @@ pub mod authn;
 pub mod authz;
 pub mod config;
 mod detect;
+mod header_maps;
+mod header_names;
 mod http;
 mod listeners;
 pub mod metrics;

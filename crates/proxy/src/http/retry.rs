@@ -183,9 +183,6 @@ pub fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> impl Future<Out
             };
             if let Some(e) = endpoint {
                 s.upstream.report(e, attempt_result(&result));
-                if avoid_previous && !last {
-                    tried.push(&e.address);
-                }
             }
             let retriable = policy.is_some_and(|p| is_retriable(p, &result));
             // Why the attempts end here, if they do: the result stands, with
@@ -205,7 +202,13 @@ pub fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> impl Future<Out
                 }
             };
             if let Some(flags) = stop {
+                crate::header_maps::give_back(std::mem::take(&mut parts.headers));
                 return finish(result, flags, set_cookie, s.state, &s.upstream.cluster.name);
+            }
+            // Noted only now that there is a retry: most requests end at their
+            // first attempt, and the list would allocate for each.
+            if avoid_previous && let Some(e) = endpoint {
+                tried.push(&e.address);
             }
             drop(result);
             let pause = backoff(policy, attempt);

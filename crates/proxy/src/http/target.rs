@@ -20,7 +20,7 @@ pub fn target<B>(req: &Request<B>, default_port: Option<u16>) -> Option<Target<'
     let uri = req.uri();
     let authority = match uri.authority() {
         Some(a) => a.as_str(),
-        None => req.headers().get(header::HOST)?.to_str().ok()?,
+        None => visible_ascii(req.headers().get(header::HOST)?.as_bytes())?,
     };
     let scheme = uri.scheme_str().unwrap_or("http");
     let (host, port) = split_authority(authority)?;
@@ -38,6 +38,21 @@ pub fn target<B>(req: &Request<B>, default_port: Option<u16>) -> Option<Target<'
         port,
         scheme,
     })
+}
+
+/// `bytes` as text when every byte is visible ASCII (or a space or tab), as
+/// `HeaderValue::to_str` decides. A fold rather than a search that stops at
+/// the first bad byte: it has no branch per byte, so it vectorises, and a
+/// Host header is read on every request.
+fn visible_ascii(bytes: &[u8]) -> Option<&str> {
+    let visible = bytes.iter().fold(true, |all, b| {
+        all & ((b' '..=b'~').contains(b) || *b == b'\t')
+    });
+    if visible {
+        std::str::from_utf8(bytes).ok()
+    } else {
+        None
+    }
 }
 
 /// Splits `host[:port]` and `[v6][:port]`; strips userinfo if a client sent it.
@@ -69,6 +84,16 @@ mod tests {
             b = b.header("host", h);
         }
         b.body(()).expect("request")
+    }
+
+    #[test]
+    fn host_headers_must_be_visible_ascii_as_to_str_requires() {
+        for value in [&b"catalog:9080"[..], b"a b\tc", b"caf\xc3\xa9", b"\xff"] {
+            let header = http::HeaderValue::from_bytes(value).expect("a valid header value");
+            assert_eq!(visible_ascii(value), header.to_str().ok(), "{value:?}");
+        }
+        assert_eq!(visible_ascii(b"x\x7f"), None);
+        assert_eq!(visible_ascii(b"x\x01"), None);
     }
 
     #[test]

@@ -17,7 +17,9 @@ pub enum RequestBody {
     /// Replayed from memory: the data (None once sent) and any trailers.
     Buffered {
         data: Option<Bytes>,
-        trailers: Option<HeaderMap>,
+        /// Boxed: requests rarely have trailers, and every request's value
+        /// (moved from layer to layer) would otherwise carry a map's size.
+        trailers: Option<Box<HeaderMap>>,
     },
 }
 
@@ -32,7 +34,7 @@ impl RequestBody {
     pub fn buffered(data: Bytes, trailers: Option<HeaderMap>) -> RequestBody {
         RequestBody::Buffered {
             data: (!data.is_empty()).then_some(data),
-            trailers,
+            trailers: trailers.map(Box::new),
         }
     }
 }
@@ -57,7 +59,7 @@ impl Body for RequestBody {
                 if let Some(d) = data.take() {
                     return Poll::Ready(Some(Ok(Frame::data(d))));
                 }
-                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(*t))))
             }
         }
     }

@@ -229,7 +229,7 @@ impl RouteTable {
     /// (this table is already specific to the port), then wildcards.
     pub fn find_virtual_host(&self, authority: &str, host: &str) -> Option<&VirtualHost> {
         // The host is part of the authority: one scan decides for both.
-        let (authority, host) = if authority.bytes().any(|b| b.is_ascii_uppercase()) {
+        let (authority, host) = if has_uppercase(authority) {
             (
                 Cow::Owned(authority.to_ascii_lowercase()),
                 Cow::Owned(host.to_ascii_lowercase()),
@@ -254,6 +254,12 @@ impl RouteTable {
             .find(|(suffix, _)| name.len() > suffix.len() && name.ends_with(&**suffix))
             .map(|(_, i)| *i)
     }
+}
+
+/// A fold rather than a search that stops early: with no branch per byte
+/// it vectorises, and it runs on every request's authority.
+fn has_uppercase(s: &str) -> bool {
+    s.bytes().fold(false, |any, b| any | b.is_ascii_uppercase())
 }
 
 fn virtual_host(vh: proto::VirtualHost) -> Result<VirtualHost, String> {

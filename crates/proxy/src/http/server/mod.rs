@@ -247,6 +247,8 @@ where
         exchange.close,
         write,
     );
+    // Written out: the map serves the next head parsed on this thread.
+    crate::header_maps::give_back(parts.headers);
     let mut left = match framing {
         Framing::None => {
             io.write_all(write).await?;

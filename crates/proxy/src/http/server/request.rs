@@ -6,7 +6,7 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use http::{Method, Request, Uri, Version};
 
 use crate::upstream::RequestBody;
@@ -142,9 +142,10 @@ fn build(
     fields: &[[u32; 4]],
 ) -> Option<Request<RequestBody>> {
     let uri = Uri::from_maybe_shared(head.slice(target)).ok()?;
-    let mut headers = HeaderMap::with_capacity(fields.len() + ADDED_HEADERS);
+    let mut headers = crate::header_maps::take(fields.len() + ADDED_HEADERS);
     for &[name_start, name_end, value_start, value_end] in fields {
-        let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize]).ok()?;
+        let name =
+            crate::header_names::parse(&head[name_start as usize..name_end as usize]).ok()?;
         let value = head.slice(value_start as usize..value_end as usize);
         headers.append(name, HeaderValue::from_maybe_shared(value).ok()?);
     }

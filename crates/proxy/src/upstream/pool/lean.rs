@@ -195,7 +195,14 @@ impl LeanConn {
             .map_err(Failed::NotSent)?;
         let mut interim = false;
         loop {
-            match wire::parse_head(&mut self.read_buf, out.method) {
+            // Nothing read yet (the usual case, as the request was just sent):
+            // there is nothing to parse.
+            let parsed = if self.read_buf.is_empty() {
+                Ok(None)
+            } else {
+                wire::parse_head(&mut self.read_buf, out.method)
+            };
+            match parsed {
                 Err(e) => return Err(Failed::Broken(e.to_string())),
                 Ok(Some(head)) if head.response.status().is_informational() => {
                     if head.response.status() == http::StatusCode::SWITCHING_PROTOCOLS {

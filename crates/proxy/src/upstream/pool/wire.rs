@@ -164,14 +164,14 @@ pub fn parse_head(buf: &mut BytesMut, request_method: &Method) -> Result<Option<
     let status = StatusCode::from_u16(code).map_err(|_| WireError::Status)?;
     // Room for `x-envoy-upstream-service-time` and a route's own headers:
     // growing the map would rehash every name.
-    let mut headers = HeaderMap::with_capacity(count + 2);
+    let mut headers = crate::header_maps::take(count + 2);
     let mut delimiting = Delimiting::default();
     for &[name_start, name_end, value_start, value_end] in &fields[..count] {
         let (name, value) = (
             name_start as usize..name_end as usize,
             value_start as usize..value_end as usize,
         );
-        let name = HeaderName::from_bytes(&head[name]).map_err(|_| WireError::HeaderName)?;
+        let name = crate::header_names::parse(&head[name]).map_err(|_| WireError::HeaderName)?;
         if delimiting.see(&name, &head[value.clone()]) {
             continue;
         }
