@@ -3,11 +3,14 @@
 # in one run on this machine; prints a Markdown table and writes it to
 # benches/results/latest.md. Run by hand (minutes, not part of `cargo test`):
 #
-#   scripts/bench-proxy.sh [--install] [--duration SECONDS] [--idle-conns N]
+#   scripts/bench-proxy.sh [--install] [--duration SECONDS] [--rounds N] [--idle-conns N]
 #
 # --install       apt-get install the missing tools (nginx-light haproxy wrk
 #                 nghttp2-client curl) without starting their system services.
 # --duration S    seconds of each max-throughput and fixed-rate run (default 10).
+# --rounds N      rounds of the HTTP/1.1 max-rps and fixed-rate runs (default 3);
+#                 each round runs every setup once, starting one setup later than
+#                 the round before, and each figure is the median over the rounds.
 # --idle-conns N  idle keep-alive connections held open per setup (default 10000).
 # --update-readme put the new table between the bench-proxy markers in README.md.
 #
@@ -28,15 +31,17 @@ DURATION=10
 IDLE_CONNS=10000
 INSTALL=0
 UPDATE_README=0
+ROUNDS=3
 CONNS=64   # wrk/h2load connections
 RATE=1000  # fixed-rate latency run
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --install) INSTALL=1 ;;
         --duration) DURATION="$2"; shift ;;
+        --rounds) ROUNDS="$2"; shift ;;
         --idle-conns) IDLE_CONNS="$2"; shift ;;
         --update-readme) UPDATE_README=1 ;;
         -h|--help) usage; exit 0 ;;
@@ -91,14 +96,64 @@ SETUPS=(
     "haproxy|HAProxy|$NET.21:9080|$NET.21:9080|http://$NET.21:9080/|PID_haproxy"
 )
 
+# The HTTP/1.1 max-rps and fixed-rate latency runs, in rounds: this host's
+# load moves over minutes, and one run per setup would let a busy minute fall
+# on one setup only. Each round starts one setup later than the one before.
+run_rounds() {
+    local round i n=${#SETUPS[@]} s label addr host vars pids
+    for round in $(seq 1 "$ROUNDS"); do
+        for i in $(seq 0 $((n - 1))); do
+            IFS='|' read -r s label addr host _ vars <<<"${SETUPS[$(((i + round - 1) % n))]}"
+            mapfile -t pids < <(proxy_pids $vars)
+            log "round $round of $ROUNDS, $label: wrk, ${RATE} rps latency"
+            measure_wrk "$s" "$addr" "$host" "${pids[@]}"
+            measure_latency "$s" "$addr" "$host"
+            log "  $label: ${R[$s.rps]} rps, p50 ${R[$s.p50_us]} us, p99 ${R[$s.p99_us]} us"
+            keep_round "$s" "$round"
+        done
+    done
+    for i in $(seq 0 $((n - 1))); do
+        IFS='|' read -r s _ <<<"${SETUPS[$i]}"
+        combine_rounds "$s"
+    done
+}
+
+# Keeps one round's figures and raw output apart from the next round's.
+keep_round() { # setup round
+    local s="$1" round="$2" k
+    mv "$RUN/wrk-$s.txt" "$RUN/wrk-$s-$round.txt"
+    mv "$RUN/latency-$s.txt" "$RUN/latency-$s-$round.txt"
+    for k in rps cpu rss_load p50_us p90_us p99_us errors achieved_rps; do
+        if [ -n "${R[$s.$k]:-}" ]; then R[$s.$k.$round]="${R[$s.$k]}"; fi
+    done
+}
+
+# A setup's figures over the rounds: the median of each rate, time and CPU
+# figure, the highest RSS under load, and every latency error.
+combine_rounds() { # setup
+    local s="$1" k round values
+    for k in rps cpu p50_us p90_us p99_us achieved_rps rss_load errors; do
+        values=()
+        for round in $(seq 1 "$ROUNDS"); do
+            if [ -n "${R[$s.$k.$round]:-}" ]; then values+=("${R[$s.$k.$round]}"); fi
+        done
+        [ ${#values[@]} -eq 0 ] && continue
+        case "$k" in
+            rss_load) R[$s.$k]="$(printf '%s\n' "${values[@]}" | sort -g | tail -1)" ;;
+            errors) R[$s.$k]="$(printf '%s\n' "${values[@]}" | awk '{ sum += $1 } END { print sum }')" ;;
+            *) R[$s.$k]="$(printf '%s\n' "${values[@]}" | sort -g | awk '{ v[NR] = $1 }
+                END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')" ;;
+        esac
+    done
+}
+
+# h2c max rps, then the idle connections (last: they leave proxies larger).
 run_setup() {
     local setup label addr host h2url vars pids
     IFS='|' read -r setup label addr host h2url vars <<<"$1"
     mapfile -t pids < <(proxy_pids $vars)
-    log "$label: idle RSS, wrk, h2load, ${RATE} rps latency, $IDLE_CONNS idle connections"
-    measure_wrk "$setup" "$addr" "$host" "${pids[@]}"
+    log "$label: h2load, $IDLE_CONNS idle connections"
     measure_h2load "$setup" "$h2url" "$host"
-    measure_latency "$setup" "$addr" "$host"
     # Direct has no proxy whose memory the idle connections would show.
     if [ ${#pids[@]} -gt 0 ]; then measure_idle_conns "$setup" "$addr" "$host" "${pids[@]}"; fi
 }
@@ -146,7 +201,7 @@ report() {
     echo "Machine: $(nproc) cores ($(uname -m), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), load average before the run: $LOAD_BEFORE."
     echo "Versions: weft $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), $(wrk -v 2>&1 | awk 'NR==1 {print $1, $2}'), $(h2load --version | head -1)."
     echo "Each proxy: 2 workers (weft --concurrency 2, nginx worker_processes 2, HAProxy nbthread 2), keep-alive on both sides, no access log. Backend: nginx, 100-byte body."
-    echo "Max rps: wrk -t2 -c$CONNS -d${DURATION}s (HTTP/1.1) and h2load -t2 -c$CONNS -m10 -D $DURATION (h2c). Latency: open-loop $RATE rps for ${DURATION}s over 32 connections, from the moment each request is released (proxy_load bench). CPU: utime+stime of the proxy process(es) during the wrk run. RSS: sum over the proxy's processes (nginx master+workers; both sidecars for 2 hops)."
+    echo "Max rps: wrk -t2 -c$CONNS -d${DURATION}s (HTTP/1.1) and h2load -t2 -c$CONNS -m10 -D $DURATION (h2c). Latency: open-loop $RATE rps for ${DURATION}s over 32 connections, from the moment each request is released (proxy_load bench). HTTP/1.1 rps, latency and CPU: the median of $ROUNDS rounds, each running every setup in turn (in a rotated order). CPU: utime+stime of the proxy process(es) during the wrk run. RSS: sum over the proxy's processes (nginx master+workers; both sidecars for 2 hops)."
     echo
     echo "| setup | HTTP/1.1 rps | h2c rps | p50 ms | p90 ms | p99 ms | CPU s / 1k req | RSS idle MB | RSS load MB | RSS ${IDLE_CONNS} conns MB |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -203,6 +258,7 @@ main() {
         mapfile -t pids < <(proxy_pids $vars)
         if [ ${#pids[@]} -gt 0 ]; then R[$s.rss_idle]="$(rss_kb "${pids[@]}")"; fi
     done
+    run_rounds
     for setup in "${SETUPS[@]}"; do run_setup "$setup"; done
     log "idle sidecar with 100 services"
     measure_100_services
