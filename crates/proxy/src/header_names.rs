@@ -9,6 +9,8 @@ use std::sync::LazyLock;
 
 use http::header::{HeaderName, InvalidHeaderName};
 
+/// The names looked for first, lowercase: requests' and responses' usual
+/// names, and the ones the mesh itself adds (which the next proxy reads).
 const COMMON: [&str; 32] = [
     "accept",
     "accept-encoding",
