@@ -6,10 +6,11 @@
 # shows small changes in the proxy's own work. Kernel work (TCP, epoll, wake-
 # ups) is not counted: scripts/bench-proxy.sh measures the whole.
 #
-#   scripts/bench-instructions.sh [--install] [--requests N]
+#   scripts/bench-instructions.sh [--install] [--no-pgo] [--requests N]
 #
 # --install     apt-get install the missing tools (valgrind nginx-light
 #               nghttp2-client curl).
+# --no-pgo      count the plain release build, not the profile-guided one.
 # --requests N  requests in the measured difference (default 20000).
 #
 # Each proxy runs under callgrind twice: for 1,000 requests and for 1,000+N
@@ -17,7 +18,8 @@
 # bench-proxy.sh). The difference divided by N is its cost per request, so
 # start-up and configuration cancel out. Prints a Markdown table and writes it
 # to benches/results/instructions-latest.md. Listens on 127.79.0.x (override
-# with BENCH_NET=127.A.B); builds target/release/weft if needed.
+# with BENCH_NET=127.A.B); builds weft (scripts/build-pgo.sh, or
+# target/release/weft with --no-pgo) if needed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,12 +33,14 @@ REQUESTS=20000
 INSTALL=0
 HAPROXY_MAXCONN=1000
 NOFILE=4096
+PGO=1
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --install) INSTALL=1 ;;
+        --no-pgo) PGO=0 ;;
         --requests) REQUESTS="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown argument: $1" >&2; usage >&2; exit 64 ;;
@@ -110,7 +114,7 @@ main() {
 
     mkdir -p "$RESULTS"
     {
-        echo "**Instructions per request, $(date -u '+%Y-%m-%d %H:%M UTC')** (weft $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nginx -v 2>&1 | sed 's/.*: //'), $(valgrind --version))"
+        echo "**Instructions per request, $(date -u '+%Y-%m-%d %H:%M UTC')** (weft $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $WEFT_BUILD, $(nginx -v 2>&1 | sed 's/.*: //'), $(valgrind --version))"
         echo
         echo "User-space instructions (callgrind) per HTTP/1.1 request through one proxy to the nginx backend, 100-byte body, keep-alive; the difference between $BASELINE and $((BASELINE + REQUESTS)) requests, over $REQUESTS."
         echo

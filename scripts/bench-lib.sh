@@ -49,10 +49,23 @@ check_tools() { # command... : the tools this benchmark needs
 
 # --- build -------------------------------------------------------------------
 
+# PGO=1 (the default; the scripts' --no-pgo sets 0) measures the
+# profile-guided build from scripts/build-pgo.sh, the way weft is meant to be
+# shipped; PGO=0 the plain release build.
 build() {
-    log "building weft (release) and the proxy_load bench"
-    (cd "$ROOT" && cargo build --release --bin weft) >&2
-    WEFT="$TARGET/release/weft"
+    if [ "${PGO:-1}" -eq 1 ]; then
+        log "building weft with profile-guided optimisation (scripts/build-pgo.sh; --no-pgo skips it)"
+        local flags=()
+        [ "$INSTALL" -eq 1 ] && flags+=(--install)
+        WEFT="$("$ROOT/scripts/build-pgo.sh" "${flags[@]}")" || die "the profile-guided build failed"
+        WEFT_BUILD="profile-guided release build"
+    else
+        log "building weft (release)"
+        (cd "$ROOT" && cargo build --release --bin weft) >&2
+        WEFT="$TARGET/release/weft"
+        WEFT_BUILD="release build, no profile guidance"
+    fi
+    log "building the proxy_load bench"
     LOADGEN="$(cd "$ROOT" && cargo bench --bench proxy_load --no-run --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*proxy_load[^"]*"' | tail -1 | sed 's/.*:"\(.*\)"/\1/')"
     [ -x "$WEFT" ] || die "no weft binary at $WEFT"

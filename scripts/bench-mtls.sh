@@ -5,14 +5,16 @@
 # every request (TLS handshakes per second for mTLS). Prints a Markdown table
 # and writes it to benches/results/mtls-latest.md. Run by hand:
 #
-#   scripts/bench-mtls.sh [--install] [--duration SECONDS]
+#   scripts/bench-mtls.sh [--install] [--no-pgo] [--duration SECONDS]
 #
 # --install       apt-get install the missing tools (nginx-light wrk curl).
+# --no-pgo        measure the plain release build, not the profile-guided one.
 # --duration S    seconds of each max-throughput and fixed-rate run (default 10).
 #
-# BENCH_KEEP_RUN=1 keeps the run directory. Builds target/release/weft and the
-# proxy_load bench if needed; honours CARGO_TARGET_DIR. Everything listens on
-# 127.78.0.x (override with BENCH_NET=127.A.B).
+# BENCH_KEEP_RUN=1 keeps the run directory. Builds weft (scripts/build-pgo.sh,
+# or target/release/weft with --no-pgo) and the proxy_load bench if needed;
+# honours CARGO_TARGET_DIR. Everything listens on 127.78.0.x (override with
+# BENCH_NET=127.A.B).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,14 +27,16 @@ DURATION=10
 INSTALL=0
 CONNS=64
 RATE=1000
+PGO=1
 NOFILE=65536
 HAPROXY_MAXCONN=0
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --install) INSTALL=1 ;;
+        --no-pgo) PGO=0 ;;
         --duration) DURATION="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown argument: $1" >&2; usage >&2; exit 64 ;;
@@ -91,7 +95,7 @@ report() {
     local s label rest
     echo "**mTLS benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')**"
     echo
-    echo "Machine: $(nproc) cores ($(uname -m)), load average before the run: $LOAD_BEFORE. weft $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')."
+    echo "Machine: $(nproc) cores ($(uname -m)), load average before the run: $LOAD_BEFORE. weft $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') ($WEFT_BUILD)."
     echo "Path: wrk -> client sidecar ($NET.10) -> server sidecar ($NET.2) -> nginx, both sidecars --concurrency 2 with workload certificates (ECDSA P-256) from the mesh CA; TLS 1.3 with aws-lc-rs. Max rps: wrk -t2 -c$CONNS -d${DURATION}s. Latency: open-loop $RATE rps over 32 connections. CPU: both sidecars."
     echo
     echo "| setup | rps | p50 ms | p99 ms | CPU s / 1k req |"

@@ -3,10 +3,12 @@
 # in one run on this machine; prints a Markdown table and writes it to
 # benches/results/latest.md. Run by hand (minutes, not part of `cargo test`):
 #
-#   scripts/bench-proxy.sh [--install] [--duration SECONDS] [--rounds N] [--idle-conns N]
+#   scripts/bench-proxy.sh [--install] [--no-pgo] [--duration SECONDS] [--rounds N] [--idle-conns N]
 #
 # --install       apt-get install the missing tools (nginx-light haproxy wrk
 #                 nghttp2-client curl) without starting their system services.
+# --no-pgo        measure the plain release build, not the profile-guided one
+#                 (scripts/build-pgo.sh, two release builds the first time).
 # --duration S    seconds of each max-throughput and fixed-rate run (default 10).
 # --rounds N      rounds of the HTTP/1.1 max-rps and fixed-rate runs (default 3);
 #                 each round runs every setup once, starting one setup later than
@@ -15,8 +17,9 @@
 # --update-readme put the new table between the bench-proxy markers in README.md.
 #
 # BENCH_KEEP_RUN=1 keeps the run directory (configs, logs, raw tool output).
-# Builds target/release/weft and the `proxy_load` bench (fixed-rate latency
-# client, idle-connection opener) if needed; honours CARGO_TARGET_DIR.
+# Builds weft (profile-guided, target/pgo/weft; --no-pgo: target/release/weft)
+# and the `proxy_load` bench (fixed-rate latency client, idle-connection
+# opener) if needed; honours CARGO_TARGET_DIR.
 # Everything listens on 127.77.0.x (override with BENCH_NET=127.A.B); all
 # processes it starts are stopped on exit.
 set -euo pipefail
@@ -32,14 +35,16 @@ IDLE_CONNS=10000
 INSTALL=0
 UPDATE_README=0
 ROUNDS=3
+PGO=1
 CONNS=64   # wrk/h2load connections
 RATE=1000  # fixed-rate latency run
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --install) INSTALL=1 ;;
+        --no-pgo) PGO=0 ;;
         --duration) DURATION="$2"; shift ;;
         --rounds) ROUNDS="$2"; shift ;;
         --idle-conns) IDLE_CONNS="$2"; shift ;;
@@ -199,7 +204,7 @@ report() {
     echo "**Proxy benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')**"
     echo
     echo "Machine: $(nproc) cores ($(uname -m), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), load average before the run: $LOAD_BEFORE."
-    echo "Versions: weft $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), $(wrk -v 2>&1 | awk 'NR==1 {print $1, $2}'), $(h2load --version | head -1)."
+    echo "Versions: weft $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') ($WEFT_BUILD), $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), $(wrk -v 2>&1 | awk 'NR==1 {print $1, $2}'), $(h2load --version | head -1)."
     echo "Each proxy: 2 workers (weft --concurrency 2, nginx worker_processes 2, HAProxy nbthread 2), keep-alive on both sides, no access log. Backend: nginx, 100-byte body."
     echo "Max rps: wrk -t2 -c$CONNS -d${DURATION}s (HTTP/1.1) and h2load -t2 -c$CONNS -m10 -D $DURATION (h2c). Latency: open-loop $RATE rps for ${DURATION}s over 32 connections, from the moment each request is released (proxy_load bench). HTTP/1.1 rps, latency and CPU: the median of $ROUNDS rounds, each running every setup in turn (in a rotated order). CPU: utime+stime of the proxy process(es) during the wrk run. RSS: sum over the proxy's processes (nginx master+workers; both sidecars for 2 hops)."
     echo
