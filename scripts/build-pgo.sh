@@ -19,7 +19,8 @@
 # does not reach is still built, optimised as rarely run code.
 #
 # A binary built from a clean tree is reused while HEAD, the rustc version
-# and RUSTFLAGS are the same; one built from a tree with changes never is.
+# and RUSTFLAGS are the same; one built from a tree with changes (other than
+# to Markdown and benchmark results) never is.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,10 +66,12 @@ find_profdata() {
     die "no llvm-profdata for rustc's LLVM at $PROFDATA: run 'rustup component add llvm-tools' (or pass --install), or use the benchmark's --no-pgo"
 }
 
-# What the binary is built from; empty when the tree has changes.
+# What the binary is built from; empty when the tree has changes (other than
+# to Markdown files and benchmark results, which the build does not read).
 source_key() {
-    git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || return 0
-    [ -z "$(git -C "$ROOT" status --porcelain --untracked-files=normal 2>/dev/null)" ] || return 0
+    local docs=(':!*.md' ':!benches/results')
+    git -C "$ROOT" diff --quiet HEAD -- . "${docs[@]}" 2>/dev/null || return 0
+    [ -z "$(git -C "$ROOT" status --porcelain --untracked-files=normal -- . "${docs[@]}" 2>/dev/null)" ] || return 0
     printf '%s|%s|%s\n' "$(git -C "$ROOT" rev-parse HEAD)" "$(rustc -V)" "${RUSTFLAGS:-}"
 }
 
