@@ -8,8 +8,9 @@
 #
 #   scripts/build-pgo.sh [--install] [--force]
 #
-# --install  apt-get install the missing tools (nginx-light wrk nghttp2-client
-#            curl) and add rustup's llvm-tools component (llvm-profdata).
+# --install  apt-get install the missing tools (nginx-light wrk curl) and add
+#            rustup's llvm-tools component (llvm-profdata). h2load
+#            (nghttp2-client), when present, adds h2c to the training.
 # --force    rebuild even when target/pgo/weft was built from this commit.
 #
 # Training traffic, on 127.80.0.x (override with PGO_NET=127.A.B): HTTP/1.1
@@ -21,6 +22,9 @@
 # A binary built from a clean tree is reused while HEAD, the rustc version
 # and RUSTFLAGS are the same; one built from a tree with changes (other than
 # to Markdown and benchmark results) never is.
+#
+# Exits 69 when a tool it needs is missing (the benchmark scripts then
+# measure the plain release build and say so).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,7 +40,7 @@ RATE=1000
 INSTALL=0
 FORCE=0
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -63,7 +67,8 @@ find_profdata() {
         rustup component add llvm-tools >&2 || die "rustup component add llvm-tools failed"
         [ -x "$PROFDATA" ] && return 0
     fi
-    die "no llvm-profdata for rustc's LLVM at $PROFDATA: run 'rustup component add llvm-tools' (or pass --install), or use the benchmark's --no-pgo"
+    log "no llvm-profdata for rustc's LLVM at $PROFDATA: run 'rustup component add llvm-tools' (or pass --install)"
+    exit 69
 }
 
 # What the binary is built from; empty when the tree has changes (other than
@@ -128,7 +133,11 @@ train_plain() {
     log "training: HTTP/1.1 one hop, two hops; h2c one hop"
     drive_wrk "$NET.9:9080" backend-direct.bench.svc.cluster.local
     drive_wrk "$NET.10:9080" backend-meshed.bench.svc.cluster.local
-    drive_h2 "http://$NET.9:9080/" backend-direct.bench.svc.cluster.local
+    if command -v h2load >/dev/null 2>&1; then
+        drive_h2 "http://$NET.9:9080/" backend-direct.bench.svc.cluster.local
+    else
+        log "no h2load: h2c is left out of the training"
+    fi
     stop_weft client1 client2 server discovery
     kill "$PID_backend" 2>/dev/null || true
     wait "$PID_backend" 2>/dev/null || true
@@ -170,7 +179,7 @@ train_mtls() {
 }
 
 main() {
-    check_tools nginx wrk h2load curl
+    check_tools nginx wrk curl
     find_profdata
     local key
     key="$(source_key)"
