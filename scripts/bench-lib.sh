@@ -121,6 +121,35 @@ wait_http() { # url [host header]
 }
 
 
+# --- the mTLS mesh (benches/mtls/) -------------------------------------------
+
+# nginx, a control plane with a CA, and a server and a client sidecar holding
+# workload certificates (bench-mtls.sh measures it, build-pgo.sh trains on it).
+# Sets RUN; the caller waits for what it needs to answer.
+start_mtls_mesh() { # weft-binary
+    local weft="$1" i
+    RUN="$(mktemp -d /tmp/weft-bench-mtls.XXXXXX)"
+    mkdir -p "$RUN/config" "$RUN/tmp-backend" "$RUN/ca"
+    render "$ROOT/benches/mtls/mesh.yaml" "$RUN/config/mesh.yaml"
+    render "$ROOT/benches/proxy/nginx-backend.conf" "$RUN/nginx-backend.conf"
+    start backend nginx -c "$RUN/nginx-backend.conf" -p "$RUN"
+    start discovery env RUST_LOG=warn "$weft" discovery --config-dir "$RUN/config" \
+        --grpc-addr "$NET.250:15010" --secure-grpc-addr "$NET.250:15012" \
+        --monitoring-addr "$NET.250:15014" --ca-dir "$RUN/ca"
+    for i in $(seq 1 100); do [ -s "$RUN/ca/root-cert.pem" ] && break; sleep 0.1; done
+    [ -s "$RUN/ca/root-cert.pem" ] || die "the control plane wrote no $RUN/ca/root-cert.pem"
+    start_mtls_sidecar "$weft" server "$NET.2" backend-meshed backend
+    start_mtls_sidecar "$weft" client "$NET.10" client client
+}
+
+start_mtls_sidecar() { # weft-binary name ip app-label service-account
+    "$1" token issue --ca-dir "$RUN/ca" --namespace bench --service-account "$5" >"$RUN/$2.token"
+    start "$2" env RUST_LOG=error "$1" proxy --discovery-address "$NET.250:15012" \
+        --root-cert "$RUN/ca/root-cert.pem" --token-file "$RUN/$2.token" \
+        --ip "$3" --namespace bench --name "$2" --labels "app=$4" --service-account "$5" \
+        --concurrency 2
+}
+
 # --- /proc readings ----------------------------------------------------------
 
 CLK_TCK="$(getconf CLK_TCK)"

@@ -18,7 +18,6 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TEMPLATES="$ROOT/benches/mtls"
 RESULTS="$ROOT/benches/results"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 NET="${BENCH_NET:-127.78.0}"
@@ -47,28 +46,8 @@ done
 # shellcheck source=scripts/bench-lib.sh
 source "$ROOT/scripts/bench-lib.sh"
 
-start_weft_proxy() { # name ip app-label service-account
-    "$WEFT" token issue --ca-dir "$RUN/ca" --namespace bench --service-account "$4" >"$RUN/$1.token"
-    start "$1" env RUST_LOG=error "$WEFT" proxy --discovery-address "$NET.250:15012" \
-        --root-cert "$RUN/ca/root-cert.pem" --token-file "$RUN/$1.token" \
-        --ip "$2" --namespace bench --name "$1" --labels "app=$3" --service-account "$4" \
-        --concurrency 2
-}
-
 start_all() {
-    RUN="$(mktemp -d /tmp/weft-bench-mtls.XXXXXX)"
-    mkdir -p "$RUN/config" "$RUN/tmp-backend" "$RUN/ca"
-    render "$TEMPLATES/mesh.yaml" "$RUN/config/mesh.yaml"
-    render "$ROOT/benches/proxy/nginx-backend.conf" "$RUN/nginx-backend.conf"
-    start backend nginx -c "$RUN/nginx-backend.conf" -p "$RUN"
-    start discovery env RUST_LOG=warn "$WEFT" discovery --config-dir "$RUN/config" \
-        --grpc-addr "$NET.250:15010" --secure-grpc-addr "$NET.250:15012" \
-        --monitoring-addr "$NET.250:15014" --ca-dir "$RUN/ca"
-    local i
-    for i in $(seq 1 100); do [ -s "$RUN/ca/root-cert.pem" ] && break; sleep 0.1; done
-    [ -s "$RUN/ca/root-cert.pem" ] || die "the control plane wrote no $RUN/ca/root-cert.pem"
-    start_weft_proxy server "$NET.2" backend-meshed backend
-    start_weft_proxy client "$NET.10" client client
+    start_mtls_mesh "$WEFT"
     wait_http "http://$NET.1:9080/"
     wait_http "http://$NET.2:15021/healthz/ready"
     wait_http "http://$NET.10:15021/healthz/ready"

@@ -146,27 +146,7 @@ train_plain() {
 
 # The mTLS benchmark's mesh: two sidecars with workload certificates.
 train_mtls() {
-    RUN="$(mktemp -d /tmp/weft-pgo.XXXXXX)"
-    mkdir -p "$RUN/config" "$RUN/tmp-backend" "$RUN/ca"
-    render "$ROOT/benches/mtls/mesh.yaml" "$RUN/config/mesh.yaml"
-    render "$ROOT/benches/proxy/nginx-backend.conf" "$RUN/nginx-backend.conf"
-    start backend nginx -c "$RUN/nginx-backend.conf" -p "$RUN"
-    start discovery env RUST_LOG=warn "$INSTRUMENTED" discovery --config-dir "$RUN/config" \
-        --grpc-addr "$NET.250:15010" --secure-grpc-addr "$NET.250:15012" \
-        --monitoring-addr "$NET.250:15014" --ca-dir "$RUN/ca"
-    local i
-    for i in $(seq 1 100); do [ -s "$RUN/ca/root-cert.pem" ] && break; sleep 0.1; done
-    [ -s "$RUN/ca/root-cert.pem" ] || die "the control plane wrote no $RUN/ca/root-cert.pem"
-    local name ip app sa
-    for name in server:2:backend-meshed:backend client:10:client:client; do
-        IFS=: read -r name ip app sa <<<"$name"
-        "$INSTRUMENTED" token issue --ca-dir "$RUN/ca" --namespace bench --service-account "$sa" \
-            >"$RUN/$name.token"
-        start "$name" env RUST_LOG=error "$INSTRUMENTED" proxy --discovery-address "$NET.250:15012" \
-            --root-cert "$RUN/ca/root-cert.pem" --token-file "$RUN/$name.token" \
-            --ip "$NET.$ip" --namespace bench --name "$name" --labels "app=$app" \
-            --service-account "$sa" --concurrency 2
-    done
+    start_mtls_mesh "$INSTRUMENTED"
     wait_http "http://$NET.10:9080/" backend-mtls.bench.svc.cluster.local
     wait_http "http://$NET.10:9080/" backend-mtls-new.bench.svc.cluster.local
     log "training: mTLS hop, mTLS with a handshake per request"
