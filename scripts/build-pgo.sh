@@ -36,7 +36,6 @@ NOFILE=4096
 HAPROXY_MAXCONN=0
 DURATION=4
 CONNS=32
-RATE=1000
 INSTALL=0
 FORCE=0
 
@@ -101,6 +100,14 @@ stop_weft() { # name...
     done
 }
 
+# Ends a training mesh: its weft processes (named), then nginx and the run dir.
+stop_mesh() { # weft-name...
+    stop_weft "$@"
+    kill "$PID_backend" 2>/dev/null || true
+    wait "$PID_backend" 2>/dev/null || true
+    rm -rf "$RUN"
+}
+
 drive_wrk() { # addr host
     wrk -t2 -c"$CONNS" -d"${DURATION}s" -H "Host: $2" "http://$1/" >>"$RUN/train.log" 2>&1 \
         || die "wrk failed on $1 (Host: $2); see $RUN/train.log"
@@ -138,10 +145,7 @@ train_plain() {
     else
         log "no h2load: h2c is left out of the training"
     fi
-    stop_weft client1 client2 server discovery
-    kill "$PID_backend" 2>/dev/null || true
-    wait "$PID_backend" 2>/dev/null || true
-    rm -rf "$RUN"
+    stop_mesh client1 client2 server discovery
 }
 
 # The mTLS benchmark's mesh: two sidecars with workload certificates.
@@ -152,10 +156,7 @@ train_mtls() {
     log "training: mTLS hop, mTLS with a handshake per request"
     drive_wrk "$NET.10:9080" backend-mtls.bench.svc.cluster.local
     drive_wrk "$NET.10:9080" backend-mtls-new.bench.svc.cluster.local
-    stop_weft client server discovery
-    kill "$PID_backend" 2>/dev/null || true
-    wait "$PID_backend" 2>/dev/null || true
-    rm -rf "$RUN"
+    stop_mesh client server discovery
 }
 
 main() {
