@@ -228,15 +228,23 @@ measure_h2load() { # setup url authority
     return 0
 }
 
-measure_latency() { # setup addr host
-    local setup="$1" addr="$2" host="$3" out
-    out="$("$LOADGEN" latency --addr "$addr" --host "$host" --rate "$RATE" \
-        --duration "$DURATION" --warmup 2 --connections 32)" || die "latency run failed for $setup"
-    echo "$out" >"$RUN/latency-$setup.txt"
+# One fixed-rate latency run; the loader's key=value line goes to `out`.
+latency_run() { # addr host out
+    "$LOADGEN" latency --addr "$1" --host "$2" --rate "$RATE" \
+        --duration "$DURATION" --warmup 2 --connections 32 >"$3"
+}
+
+# A latency run's figures into R[setup.key], or R[setup.key.round].
+latency_figures() { # setup file [round]
     local k
     for k in p50_us p90_us p99_us errors achieved_rps; do
-        R[$setup.$k]="$(tr ' ' '\n' <<<"$out" | awk -F= -v k="$k" '$1 == k {print $2}')"
+        R[$1.$k${3:+.$3}]="$(tr ' ' '\n' <"$2" | awk -F= -v k="$k" '$1 == k {print $2}')"
     done
+}
+
+measure_latency() { # setup addr host
+    latency_run "$2" "$3" "$RUN/latency-$1.txt" || die "latency run failed for $1"
+    latency_figures "$1" "$RUN/latency-$1.txt"
 }
 
 measure_idle_conns() { # setup addr host pids...

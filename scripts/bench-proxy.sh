@@ -12,7 +12,8 @@
 # --duration S    seconds of each max-throughput and fixed-rate run (default 10).
 # --rounds N      rounds of the HTTP/1.1 max-rps and fixed-rate runs (default 3);
 #                 each round runs every setup once, starting one setup later than
-#                 the round before, and each figure is the median over the rounds.
+#                 the round before, and each figure is the median over the rounds;
+#                 then as many paired runs (Weft 1 hop and nginx at once).
 # --idle-conns N  idle keep-alive connections held open per setup (default 10000).
 # --update-readme put the new table between the bench-proxy markers in README.md.
 #
@@ -39,7 +40,7 @@ PGO=1
 CONNS=64   # wrk/h2load connections
 RATE=1000  # fixed-rate latency run
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -121,6 +122,39 @@ run_rounds() {
         IFS='|' read -r s _ <<<"${SETUPS[$i]}"
         combine_rounds "$s"
     done
+}
+
+# Weft 1 hop and the nginx proxy at the fixed rate both at once, once per
+# round: the host's load drifts between the sequential runs above, and here
+# both meet the same moments of it. Figures: the median over the rounds.
+run_paired() {
+    local round s addr host pids
+    for round in $(seq 1 "$ROUNDS"); do
+        log "paired round $round of $ROUNDS: Weft, 1 hop and nginx proxy, ${RATE} rps each at once"
+        pids=()
+        for s in weft1 nginx; do
+            read -r addr host < <(setup_target "$s")
+            latency_run "$addr" "$host" "$RUN/paired-$s-$round.txt" &
+            pids+=($!)
+        done
+        for s in "${pids[@]}"; do wait "$s" || die "a paired latency run failed"; done
+        for s in weft1 nginx; do
+            latency_figures "paired_$s" "$RUN/paired-$s-$round.txt" "$round"
+        done
+        log "  p99 Weft ${R[paired_weft1.p99_us.$round]} us, nginx ${R[paired_nginx.p99_us.$round]} us"
+    done
+    combine_rounds paired_weft1
+    combine_rounds paired_nginx
+}
+
+# A setup's address and Host header.
+setup_target() { # setup
+    local rest s addr host
+    for rest in "${SETUPS[@]}"; do
+        IFS='|' read -r s _ addr host _ <<<"$rest"
+        if [ "$s" = "$1" ]; then echo "$addr $host"; return 0; fi
+    done
+    die "no setup $1"
 }
 
 # Keeps one round's figures and raw output apart from the next round's.
@@ -229,10 +263,15 @@ report() {
         echo "| $label | $(ratio "${R[$s.rps]:-}" "${R[direct.rps]:-}") | $(ratio "${R[$s.rps]:-}" "${R[nginx.rps]:-}") | $(ratio "${R[$s.h2rps]:-}" "${R[direct.h2rps]:-}") | $(ratio "${R[$s.h2rps]:-}" "${R[nginx.h2rps]:-}") | $(ratio "${R[$s.p99_us]:-}" "${R[direct.p99_us]:-}") | $(ratio "${R[$s.p99_us]:-}" "${R[nginx.p99_us]:-}") | $(ratio "${R[$s.cpu]:-}" "${R[nginx.cpu]:-}") | $(ratio "${R[$s.rss_idle]:-}" "${R[nginx.rss_idle]:-}") | $(ratio "${R[$s.rss_load]:-}" "${R[nginx.rss_load]:-}") | $(ratio "${R[$s.rss_conns]:-}" "${R[nginx.rss_conns]:-}") |"
     done
     echo
+    echo "Paired latency: Weft, 1 hop and the nginx proxy, each at $RATE rps at the same time for ${DURATION}s, so that both meet the same moments of this host (the median of $ROUNDS such runs): p50 $(ms "${R[paired_weft1.p50_us]:-}") against $(ms "${R[paired_nginx.p50_us]:-}") ms, p99 $(ms "${R[paired_weft1.p99_us]:-}") against $(ms "${R[paired_nginx.p99_us]:-}") ms (p99 /nginx $(ratio "${R[paired_weft1.p99_us]:-}" "${R[paired_nginx.p99_us]:-}"))."
+    echo
     local verdict="meets"
     [ "$(calc "${R[svc100.rss]:-0} > 15 * 1024")" = 1 ] && verdict="misses"
     echo "Memory target: an idle \`weft proxy\` with ${R[svc100.services]:-?} services in its config: $(mb "${R[svc100.rss]:-}") MB RSS, which $verdict the 15 MB aim."
     local notes=""
+    for s in paired_weft1 paired_nginx; do
+        [ "${R[$s.errors]:-0}" != 0 ] && notes+=" $s: ${R[$s.errors]} errors in the paired latency runs."
+    done
     for rest in "${SETUPS[@]}"; do
         IFS='|' read -r s label _ <<<"$rest"
         [ "${R[$s.errors]:-0}" != 0 ] && notes+=" $label: ${R[$s.errors]} errors in the latency run."
@@ -264,6 +303,7 @@ main() {
         if [ ${#pids[@]} -gt 0 ]; then R[$s.rss_idle]="$(rss_kb "${pids[@]}")"; fi
     done
     run_rounds
+    run_paired
     for setup in "${SETUPS[@]}"; do run_setup "$setup"; done
     log "idle sidecar with 100 services"
     measure_100_services

@@ -19,9 +19,10 @@
 # with a new connection (a full handshake) per request. Code the training
 # does not reach is still built, optimised as rarely run code.
 #
-# A binary built from a clean tree is reused while HEAD, the rustc version
-# and RUSTFLAGS are the same; one built from a tree with changes (other than
-# to Markdown and benchmark results) never is.
+# A binary is reused while what it is built and trained from (the sources,
+# Cargo.toml and Cargo.lock, this script, bench-lib.sh and the benchmark mesh
+# configs, as committed), the rustc version and RUSTFLAGS are the same; one
+# built while any of those had uncommitted changes never is.
 #
 # Exits 69 when a tool it needs is missing (the benchmark scripts then
 # measure the plain release build and say so).
@@ -70,13 +71,18 @@ find_profdata() {
     exit 69
 }
 
-# What the binary is built from; empty when the tree has changes (other than
-# to Markdown files and benchmark results, which the build does not read).
+# What the binary is built and trained from. Benchmark, test and doc edits
+# leave it out, so they do not cost a 19-minute rebuild.
+PGO_INPUTS=(Cargo.toml Cargo.lock src crates scripts/build-pgo.sh scripts/bench-lib.sh benches/proxy benches/mtls)
+
+# The inputs' committed contents, rustc and RUSTFLAGS; empty when an input
+# has uncommitted changes (such a build is never reused).
 source_key() {
-    local docs=(':!*.md' ':!benches/results')
-    git -C "$ROOT" diff --quiet HEAD -- . "${docs[@]}" 2>/dev/null || return 0
-    [ -z "$(git -C "$ROOT" status --porcelain --untracked-files=normal -- . "${docs[@]}" 2>/dev/null)" ] || return 0
-    printf '%s|%s|%s\n' "$(git -C "$ROOT" rev-parse HEAD)" "$(rustc -V)" "${RUSTFLAGS:-}"
+    git -C "$ROOT" diff --quiet HEAD -- "${PGO_INPUTS[@]}" 2>/dev/null || return 0
+    [ -z "$(git -C "$ROOT" status --porcelain --untracked-files=normal -- "${PGO_INPUTS[@]}" 2>/dev/null)" ] || return 0
+    local trees
+    trees="$(git -C "$ROOT" rev-parse "${PGO_INPUTS[@]/#/HEAD:}" 2>/dev/null | tr '\n' ' ')" || return 0
+    printf '%s|%s|%s\n' "$(sha256sum <<<"$trees" | cut -c1-16)" "$(rustc -V)" "${RUSTFLAGS:-}"
 }
 
 # Stops the weft processes with SIGINT, as Ctrl-C would: they exit normally,
@@ -166,7 +172,7 @@ main() {
     key="$(source_key)"
     if [ "$FORCE" -eq 0 ] && [ -n "$key" ] && [ -x "$PGO/weft" ] \
         && [ "$(cat "$PGO/weft.source" 2>/dev/null)" = "$key" ]; then
-        log "reusing $PGO/weft (built from this commit)"
+        log "reusing $PGO/weft (built from the same sources)"
         echo "$PGO/weft"
         return 0
     fi

@@ -32,12 +32,20 @@ pub struct Args {
     /// Keep-alive connections; enough that none is the bottleneck at `rate`.
     #[arg(long, default_value_t = 32)]
     connections: usize,
+    /// Also write each measured request as `<release_us> <latency_us>` (the
+    /// release counted from the start of measuring) to this file, to see when
+    /// the slow ones happened.
+    #[arg(long)]
+    trace: Option<std::path::PathBuf>,
 }
 
 #[derive(Default)]
 struct Tally {
     /// Microseconds from release to the last body byte, measured only.
     latencies_us: Vec<u64>,
+    /// Microseconds from the start of measuring to each release, in the
+    /// order of `latencies_us`.
+    released_us: Vec<u64>,
     errors: u64,
     first_error: Option<String>,
 }
@@ -83,6 +91,9 @@ pub async fn run(args: Args) -> Result<String, String> {
     }
     let ended = Instant::now();
     let mut tally = std::mem::take(&mut *tally.lock().map_err(|e| e.to_string())?);
+    if let Some(path) = &args.trace {
+        write_trace(path, &tally).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     tally.latencies_us.sort_unstable();
     let measured = tally.latencies_us.len() as u64;
     let elapsed = ended.duration_since(measure_from).as_secs_f64();
@@ -126,9 +137,12 @@ async fn worker(
         let done = Instant::now();
         let Ok(mut t) = tally.lock() else { return };
         match result {
-            Ok(()) if released >= measure_from => t
-                .latencies_us
-                .push(done.duration_since(released).as_micros() as u64),
+            Ok(()) if released >= measure_from => {
+                t.latencies_us
+                    .push(done.duration_since(released).as_micros() as u64);
+                t.released_us
+                    .push(released.duration_since(measure_from).as_micros() as u64);
+            }
             Ok(()) => {}
             Err(e) => {
                 t.errors += 1;
@@ -136,6 +150,15 @@ async fn worker(
             }
         }
     }
+}
+
+fn write_trace(path: &std::path::Path, tally: &Tally) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for (released, latency) in tally.released_us.iter().zip(&tally.latencies_us) {
+        writeln!(out, "{released} {latency}")?;
+    }
+    out.flush()
 }
 
 /// Nearest-rank percentile of sorted values.
