@@ -456,6 +456,46 @@ fn consistent_hashing_keeps_a_user_on_one_endpoint() {
 }
 
 #[test]
+fn hash_cookies_are_set_with_their_attributes_and_keep_a_client_on_one_endpoint() {
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: hello, namespace: test}\nspec:\n  host: hello\n  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpCookie:\n          name: session\n          path: /\n          ttl: 60s\n          attributes: [{name: SameSite, value: Strict}, {name: Secure}]\n";
+    let mesh = hello_mesh(54, true, dr);
+    let mut versions = BTreeMap::new();
+    for _ in 0..16 {
+        let first = via(&mesh, "http://hello:9080/who", &[]);
+        assert_eq!(first.status, 200, "{first:?}");
+        let set = first
+            .header("set-cookie")
+            .expect("the proxy sets the hash cookie");
+        assert!(set.starts_with("session="), "{set}");
+        assert!(
+            set.ends_with("; Max-Age=60; Path=/; SameSite=Strict; Secure; HttpOnly"),
+            "{set}"
+        );
+        let pair = set.split(';').next().expect("name=value");
+        let version = first.json()["version"].as_str().map(str::to_string);
+        for _ in 0..4 {
+            let again = via(
+                &mesh,
+                "http://hello:9080/who",
+                &["-H", &format!("cookie: {pair}")],
+            );
+            assert_eq!(again.header("set-cookie"), None, "a cookie the client has");
+            assert_eq!(
+                again.json()["version"].as_str().map(str::to_string),
+                version,
+                "{pair} moved"
+            );
+        }
+        *versions.entry(version).or_insert(0) += 1;
+    }
+    assert_eq!(
+        versions.len(),
+        2,
+        "16 cookies all on one endpoint: {versions:?}"
+    );
+}
+
+#[test]
 fn circuit_breaker_overflow_answers_503() {
     let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: hello, namespace: test}\nspec:\n  host: hello\n  trafficPolicy:\n    connectionPool:\n      tcp: {maxConnections: 1}\n      http: {http1MaxPendingRequests: 1, maxRequestsPerConnection: 1}\n";
     let mesh = hello_mesh(47, false, dr);

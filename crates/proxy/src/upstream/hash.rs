@@ -52,14 +52,20 @@ pub fn request_hash(key: &HashKey, ctx: &RequestContext<'_>) -> Option<(u64, Opt
             })?;
             Some((hash64(value.as_bytes()), None))
         }
-        HashKey::Cookie { name, path, ttl } => {
+        HashKey::Cookie {
+            name,
+            path,
+            ttl,
+            attributes,
+        } => {
             if let Some(v) = cookie(ctx, name) {
                 return Some((hash64(v.as_bytes()), None));
             }
             let ttl = (*ttl)?;
             let value = format!("{:016x}", rand::rng().random::<u64>());
+            // Envoy's order: attributes after the path, HttpOnly last.
             let header = format!(
-                "{name}={value}; Max-Age={}; Path={path}; HttpOnly",
+                "{name}={value}; Max-Age={}; Path={path}{attributes}; HttpOnly",
                 ttl.as_secs()
             );
             let header = HeaderValue::from_str(&header).ok()?;

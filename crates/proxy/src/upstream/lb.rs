@@ -16,9 +16,6 @@ use super::plan::{Group, Level, Plan};
 use crate::config::cluster::{Cluster, Endpoint, EndpointStats, LoadBalancer};
 use crate::config::common::HostPort;
 
-/// Envoy's slow start never starts an endpoint below this share of its weight.
-const WARMUP_MIN_FACTOR: f64 = 0.1;
-
 /// Inputs of one pick.
 pub struct Pick<'a> {
     pub cluster: &'a Cluster,
@@ -99,22 +96,18 @@ impl Pick<'_> {
         let ep = &self.endpoints[i];
         let w = f64::from(ep.weight);
         match self.cluster.warmup {
-            Some(window) if self.cluster.load_balancer != LoadBalancer::Random => {
-                let age = ep.stats.created.elapsed();
-                if age >= window {
-                    return w;
-                }
-                w * (age.as_secs_f64() / window.as_secs_f64()).max(WARMUP_MIN_FACTOR)
+            Some(warmup) if self.cluster.load_balancer != LoadBalancer::Random => {
+                w * warmup.factor(ep.stats.created.elapsed())
             }
             _ => w,
         }
     }
 
     fn warming(&self, g: &Group) -> bool {
-        self.cluster.warmup.is_some_and(|window| {
+        self.cluster.warmup.is_some_and(|warmup| {
             g.members
                 .iter()
-                .any(|i| self.endpoints[*i].stats.created.elapsed() < window)
+                .any(|i| self.endpoints[*i].stats.created.elapsed() < warmup.window)
         })
     }
 

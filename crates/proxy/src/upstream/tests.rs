@@ -152,6 +152,16 @@ fn consistent_hash_by_header_and_cookie_generation() {
                     seconds: 60,
                     nanos: 0,
                 }),
+                attributes: vec![
+                    proto::CookieAttribute {
+                        name: "SameSite".into(),
+                        value: "Lax".into(),
+                    },
+                    proto::CookieAttribute {
+                        name: "Secure".into(),
+                        value: String::new(),
+                    },
+                ],
             })),
             algorithm: proto::HashAlgorithm::Maglev as i32,
             ..Default::default()
@@ -172,7 +182,7 @@ fn consistent_hash_by_header_and_cookie_generation() {
         .expect("ascii");
     assert!(cookie.starts_with("session="), "{cookie}");
     assert!(
-        cookie.ends_with("; Max-Age=60; Path=/app; HttpOnly"),
+        cookie.ends_with("; Max-Age=60; Path=/app; SameSite=Lax; Secure; HttpOnly"),
         "{cookie}"
     );
     // The client sends it back: same endpoint, no new cookie.
@@ -312,7 +322,9 @@ fn distribute_splits_traffic_by_percentage() {
 #[test]
 fn warmup_ramps_new_endpoints_up() {
     let mut c = cluster(LoadBalancer::RoundRobin);
-    c.warmup = Some(Duration::from_secs(100));
+    c.warmup = Some(crate::config::cluster::Warmup::linear(Duration::from_secs(
+        100,
+    )));
     let old = endpoint(1, 1, "");
     let fresh = endpoint(2, 1, "");
     // The old endpoint appeared long ago; the fresh one just now.
@@ -332,6 +344,51 @@ fn warmup_ramps_new_endpoints_up() {
     // Fresh: weight floor 10% -> about 1/11 of traffic.
     let f = share(&counts, "10.0.0.2", n);
     assert!((0.05..0.14).contains(&f), "{counts:?}");
+}
+
+#[test]
+fn warmup_aggression_bends_the_ramp() {
+    use crate::config::cluster::Warmup;
+    let window = Duration::from_secs(160);
+    let linear = Warmup::linear(window);
+    let steep = Warmup {
+        aggression: 4.0,
+        min_factor: 0.05,
+        ..linear
+    };
+    let tenth = Duration::from_secs(10);
+    assert!((linear.factor(tenth) - 0.1).abs() < 1e-9, "floor at 10%");
+    assert!((linear.factor(Duration::from_secs(80)) - 0.5).abs() < 1e-9);
+    // (10 / 160) ^ (1 / 4) = 0.5.
+    assert!((steep.factor(tenth) - 0.5).abs() < 1e-9);
+    assert!((steep.factor(Duration::ZERO) - 0.05).abs() < 0.01);
+    assert_eq!(steep.factor(window), 1.0);
+
+    // Through the pick: an endpoint 10 s into a steep 160 s ramp gets half
+    // its weight, so a third of the traffic beside a warm one.
+    let mut c = cluster(LoadBalancer::RoundRobin);
+    c.warmup = Some(steep);
+    let aged = |address: usize, age: Duration| {
+        let created = std::time::Instant::now()
+            .checked_sub(age)
+            .expect("clock far enough from boot");
+        Endpoint {
+            stats: Arc::new(crate::config::cluster::EndpointStats {
+                created,
+                ..Default::default()
+            }),
+            ..endpoint(address, 1, "")
+        }
+    };
+    let u = upstream(
+        c,
+        vec![aged(1, Duration::from_secs(1000)), aged(2, tenth)],
+        &NodeInfo::default(),
+    );
+    let n = 6000;
+    let counts = spread(&u, n, &HeaderMap::new());
+    let f = share(&counts, "10.0.0.2", n);
+    assert!((0.29..0.38).contains(&f), "{counts:?}");
 }
 
 #[test]

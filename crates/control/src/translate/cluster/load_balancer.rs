@@ -6,8 +6,8 @@ use weft_api::networking::destination_rule::{
 };
 use weft_xds::proto::consistent_hash::Key;
 use weft_xds::proto::{
-    ConsistentHash, HashAlgorithm, HashCookie, LoadBalancer, LocalityDistribute, LocalityFailover,
-    LocalityLb,
+    ConsistentHash, CookieAttribute, HashAlgorithm, HashCookie, LoadBalancer, LocalityDistribute,
+    LocalityFailover, LocalityLb, WarmupCurve,
 };
 
 use super::{Unapplied, duration};
@@ -35,7 +35,7 @@ pub(super) fn consistent_hash(
     unapplied: &mut Unapplied,
 ) -> Option<ConsistentHash> {
     let hash = lb?.consistent_hash.as_ref()?;
-    let Some(key) = hash_key(hash, unapplied) else {
+    let Some(key) = hash_key(hash) else {
         unapplied.push("loadBalancer.consistentHash without a hash key");
         return None;
     };
@@ -58,18 +58,23 @@ pub(super) fn consistent_hash(
     Some(out)
 }
 
-fn hash_key(hash: &ConsistentHashLB, unapplied: &mut Unapplied) -> Option<Key> {
+fn hash_key(hash: &ConsistentHashLB) -> Option<Key> {
     if let Some(header) = hash.http_header_name.as_ref().filter(|h| !h.is_empty()) {
         return Some(Key::Header(header.clone()));
     }
     if let Some(cookie) = &hash.http_cookie {
-        if !cookie.attributes.is_empty() {
-            unapplied.push("loadBalancer.consistentHash.httpCookie.attributes");
-        }
         return Some(Key::Cookie(HashCookie {
             name: cookie.name.clone(),
             path: cookie.path.clone(),
             ttl: cookie.ttl.as_ref().and_then(duration),
+            attributes: cookie
+                .attributes
+                .iter()
+                .map(|a| CookieAttribute {
+                    name: a.name.clone(),
+                    value: a.value.clone(),
+                })
+                .collect(),
         }));
     }
     if hash.use_source_ip == Some(true) {
@@ -130,29 +135,27 @@ pub(super) fn locality_lb(
     })
 }
 
-/// Slow start (`warmup`, else the older `warmupDurationSecs`). Like Istio,
-/// only for ROUND_ROBIN and LEAST_REQUEST.
+/// Slow start (`warmup`, else the older `warmupDurationSecs`) and its curve.
+/// Like Istio, only for ROUND_ROBIN and LEAST_REQUEST.
 pub(super) fn warmup(
     lb: Option<&LoadBalancerSettings>,
     algorithm: LoadBalancer,
     hashing: bool,
     unapplied: &mut Unapplied,
-) -> Option<prost_types::Duration> {
-    let lb = lb?;
-    let window = match &lb.warmup {
-        Some(w) => {
-            if w.aggression.is_some_and(|a| a != DEFAULT_WARMUP_AGGRESSION) {
-                unapplied.push("loadBalancer.warmup.aggression");
-            }
-            if w.minimum_percent
-                .is_some_and(|p| p != DEFAULT_WARMUP_MIN_PERCENT)
-            {
-                unapplied.push("loadBalancer.warmup.minimumPercent");
-            }
-            w.duration.as_ref()
-        }
-        None => lb.warmup_duration_secs.as_ref(),
-    }?;
+) -> (Option<prost_types::Duration>, Option<WarmupCurve>) {
+    let Some(lb) = lb else {
+        return (None, None);
+    };
+    let (window, curve) = match &lb.warmup {
+        Some(w) => (
+            w.duration.as_ref(),
+            warmup_curve(w.aggression, w.minimum_percent),
+        ),
+        None => (lb.warmup_duration_secs.as_ref(), None),
+    };
+    let Some(window) = window else {
+        return (None, None);
+    };
     let slow_start_capable = !hashing
         && matches!(
             algorithm,
@@ -160,9 +163,22 @@ pub(super) fn warmup(
         );
     if !slow_start_capable {
         unapplied.push("loadBalancer.warmup (only ROUND_ROBIN and LEAST_REQUEST warm up)");
-        return None;
+        return (None, None);
     }
-    duration(window)
+    (duration(window), curve)
+}
+
+/// The curve, when either knob differs from Envoy's default (sending the
+/// defaults is the same as not).
+fn warmup_curve(aggression: Option<f64>, minimum_percent: Option<f64>) -> Option<WarmupCurve> {
+    let aggression = aggression.unwrap_or(DEFAULT_WARMUP_AGGRESSION);
+    let minimum_percent = minimum_percent.unwrap_or(DEFAULT_WARMUP_MIN_PERCENT);
+    let is_default =
+        aggression == DEFAULT_WARMUP_AGGRESSION && minimum_percent == DEFAULT_WARMUP_MIN_PERCENT;
+    (!is_default).then_some(WarmupCurve {
+        aggression,
+        minimum_percent,
+    })
 }
 
 /// The zone-aware setting is Istio's newer spelling of locality settings we

@@ -175,6 +175,8 @@ fn cluster_of(
         .outlier_detection
         .map(|od| outlier::outlier_detection(od, unapplied));
     load_balancer::report_unmodelled(lb, unapplied);
+    let (warmup, warmup_curve) =
+        load_balancer::warmup(lb, algorithm, consistent_hash.is_some(), unapplied);
     Cluster {
         name: cluster_name(port.number, subset, &service.hostname),
         service: service.hostname.clone(),
@@ -185,7 +187,8 @@ fn cluster_of(
         connect_timeout: pool::connect_timeout(policy.connection_pool, defaults.mesh),
         passthrough: service.resolution == Resolution::Passthrough
             || algorithm == LoadBalancer::Passthrough,
-        warmup: load_balancer::warmup(lb, algorithm, consistent_hash.is_some(), unapplied),
+        warmup,
+        warmup_curve,
         consistent_hash,
         locality_lb: load_balancer::locality_lb(
             lb,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Serialize, Serializer};
 use weft_xds::proto;
 
-use super::common::{HostPort, Protocol, duration, ser_duration, ser_duration_opt};
+use super::common::{HostPort, Protocol, duration, ser_duration};
 use crate::upstream::outlier::OutlierState;
 
 mod policy;
@@ -37,9 +37,8 @@ pub struct Cluster {
     /// Set: replaces `load_balancer`.
     pub consistent_hash: Option<ConsistentHash>,
     pub locality_lb: Option<LocalityLb>,
-    /// New endpoints ramp their weight up over this window.
-    #[serde(serialize_with = "ser_duration_opt")]
-    pub warmup: Option<Duration>,
+    /// New endpoints ramp their weight up (slow start).
+    pub warmup: Option<Warmup>,
     pub pool: ConnectionPool,
     pub outlier: Option<OutlierDetection>,
     pub tls: tls::UpstreamTls,
@@ -82,12 +81,7 @@ impl Cluster {
                 .map(ConsistentHash::from_proto)
                 .transpose()?,
             locality_lb: c.locality_lb.map(LocalityLb::from_proto).transpose()?,
-            warmup: c
-                .warmup
-                .as_ref()
-                .map(duration)
-                .transpose()?
-                .filter(|d| !d.is_zero()),
+            warmup: Warmup::from_proto(c.warmup.as_ref(), c.warmup_curve)?,
             pool: c
                 .connection_pool
                 .map(ConnectionPool::from_proto)
@@ -105,6 +99,69 @@ impl Cluster {
     /// h2 upgrade of an HTTP/1.1 port).
     pub fn speaks_h2(&self) -> bool {
         self.protocol.is_h2() || (self.pool.h2_upgrade && self.protocol.is_http())
+    }
+}
+
+/// Envoy's slow start: until it is `window` old, a new endpoint's weight is
+/// scaled by max(`min_factor`, (age / window) ^ (1 / `aggression`)).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Warmup {
+    #[serde(serialize_with = "ser_duration")]
+    pub window: Duration,
+    pub aggression: f64,
+    pub min_factor: f64,
+}
+
+impl Warmup {
+    /// Envoy's (and Istio's) defaults: a linear ramp from 10%.
+    pub fn linear(window: Duration) -> Warmup {
+        Warmup {
+            window,
+            aggression: 1.0,
+            min_factor: 0.1,
+        }
+    }
+
+    fn from_proto(
+        window: Option<&prost_types::Duration>,
+        curve: Option<proto::WarmupCurve>,
+    ) -> Result<Option<Warmup>, String> {
+        let Some(window) = window.map(duration).transpose()?.filter(|d| !d.is_zero()) else {
+            return Ok(None);
+        };
+        let mut warmup = Warmup::linear(window);
+        if let Some(curve) = curve {
+            if !(curve.aggression.is_finite() && curve.aggression > 0.0) {
+                return Err(format!(
+                    "warmup aggression {} must be a positive number",
+                    curve.aggression
+                ));
+            }
+            if !(0.0..=100.0).contains(&curve.minimum_percent) {
+                return Err(format!(
+                    "warmup minimum percent {} is not within 0..=100",
+                    curve.minimum_percent
+                ));
+            }
+            warmup.aggression = curve.aggression;
+            warmup.min_factor = curve.minimum_percent / 100.0;
+        }
+        Ok(Some(warmup))
+    }
+
+    /// The share of its weight an endpoint `age` old gets.
+    pub fn factor(&self, age: Duration) -> f64 {
+        if age >= self.window {
+            return 1.0;
+        }
+        // Envoy counts at least a millisecond of age.
+        let time = age.max(Duration::from_millis(1)).as_secs_f64() / self.window.as_secs_f64();
+        let ramp = if self.aggression == 1.0 {
+            time
+        } else {
+            time.powf(1.0 / self.aggression)
+        };
+        ramp.max(self.min_factor)
     }
 }
 
@@ -220,6 +277,39 @@ mod tests {
             ..Default::default()
         };
         assert!(Cluster::from_proto("c", bad).is_err());
+    }
+
+    #[test]
+    fn warmup_curves_are_checked() {
+        let with_curve = |aggression, minimum_percent| proto::Cluster {
+            warmup: Some(prost_types::Duration {
+                seconds: 30,
+                nanos: 0,
+            }),
+            warmup_curve: Some(proto::WarmupCurve {
+                aggression,
+                minimum_percent,
+            }),
+            ..Default::default()
+        };
+        let c = Cluster::from_proto("c", with_curve(2.0, 5.0)).expect("valid");
+        let warmup = c.warmup.expect("a warmup");
+        assert_eq!(warmup.window, Duration::from_secs(30));
+        assert_eq!((warmup.aggression, warmup.min_factor), (2.0, 0.05));
+        for (aggression, percent) in [(0.0, 10.0), (f64::NAN, 10.0), (1.0, 101.0), (1.0, -1.0)] {
+            let error = Cluster::from_proto("c", with_curve(aggression, percent))
+                .expect_err("out of range");
+            assert!(error.contains("warmup"), "{error}");
+        }
+        // No window, no warmup, whatever the curve.
+        let no_window = proto::Cluster {
+            warmup: None,
+            ..with_curve(2.0, 5.0)
+        };
+        assert_eq!(
+            Cluster::from_proto("c", no_window).expect("valid").warmup,
+            None
+        );
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub enum HashKey {
         /// Set: the proxy generates the cookie when the request lacks it.
         #[serde(serialize_with = "ser_duration_opt")]
         ttl: Option<Duration>,
+        /// The attributes a generated cookie carries, as written after its
+        /// path (`; SameSite=Strict; Secure`).
+        attributes: String,
     },
     SourceIp,
     QueryParameter(String),
@@ -164,6 +167,33 @@ fn percent(v: u32, what: &str) -> Result<u32, String> {
     Ok(v)
 }
 
+/// `; name=value` for each attribute, checked to make a valid Set-Cookie:
+/// names are tokens, values cookie-av text (no `;`, no control characters).
+fn cookie_attributes(attributes: &[proto::CookieAttribute]) -> Result<String, String> {
+    let is_token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    let is_av_text = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b';');
+    let mut out = String::new();
+    for a in attributes {
+        if !is_token(&a.name) || !is_av_text(&a.value) {
+            return Err(format!(
+                "consistent hash: invalid cookie attribute {:?}={:?}",
+                a.name, a.value
+            ));
+        }
+        out.push_str("; ");
+        out.push_str(&a.name);
+        if !a.value.is_empty() {
+            out.push('=');
+            out.push_str(&a.value);
+        }
+    }
+    Ok(out)
+}
+
 impl ConsistentHash {
     pub fn from_proto(h: proto::ConsistentHash) -> Result<ConsistentHash, String> {
         use proto::consistent_hash::Key;
@@ -184,6 +214,7 @@ impl ConsistentHash {
                         c.path
                     },
                     ttl: opt_duration(c.ttl.as_ref())?,
+                    attributes: cookie_attributes(&c.attributes)?,
                 }
             }
             Some(Key::SourceIp(true)) => HashKey::SourceIp,
@@ -368,6 +399,25 @@ impl OutlierDetection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookie_attributes_must_make_a_valid_set_cookie() {
+        let attribute = |name: &str, value: &str| proto::CookieAttribute {
+            name: name.into(),
+            value: value.into(),
+        };
+        let ok = cookie_attributes(&[attribute("SameSite", "None"), attribute("Partitioned", "")]);
+        assert_eq!(ok.as_deref(), Ok("; SameSite=None; Partitioned"));
+        for bad in [
+            attribute("", "x"),
+            attribute("Same Site", "Lax"),
+            attribute("SameSite", "Lax; Domain=evil.example"),
+            attribute("SameSite", "L\rax"),
+        ] {
+            let error = cookie_attributes(&[bad]).expect_err("invalid");
+            assert!(error.contains("cookie attribute"), "{error}");
+        }
+    }
 
     #[test]
     fn hash_defaults_and_invalid_values() {

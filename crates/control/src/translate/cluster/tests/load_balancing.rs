@@ -32,6 +32,12 @@ fn simple_load_balancers_and_warmup() {
   - name: warm
     labels: {version: v2}
     trafficPolicy: {loadBalancer: {warmup: {duration: 45s}}}
+  - name: curved
+    labels: {version: v2}
+    trafficPolicy: {loadBalancer: {warmup: {duration: 45s, aggression: 2.0, minimumPercent: 5}}}
+  - name: stated-defaults
+    labels: {version: v2}
+    trafficPolicy: {loadBalancer: {warmup: {duration: 45s, aggression: 1, minimumPercent: 10}}}
 "#,
     );
     let rr = t.cluster(80, "");
@@ -52,6 +58,17 @@ fn simple_load_balancers_and_warmup() {
     let warm = t.cluster(80, "warm");
     assert_eq!(warm.load_balancer, LoadBalancer::LeastRequest as i32);
     assert_eq!(warm.warmup, secs(45));
+    assert_eq!(warm.warmup_curve, None, "Envoy's linear ramp from 10%");
+    let curved = t.cluster(80, "curved");
+    assert_eq!(curved.warmup, secs(45));
+    assert_eq!(
+        curved.warmup_curve,
+        Some(weft_xds::proto::WarmupCurve {
+            aggression: 2.0,
+            minimum_percent: 5.0
+        })
+    );
+    assert_eq!(t.cluster(80, "stated-defaults").warmup_curve, None);
 }
 
 #[test]
@@ -65,7 +82,12 @@ fn consistent_hash_variants() {
     labels: {version: v1}
     trafficPolicy:
       loadBalancer:
-        consistentHash: {httpCookie: {name: session, path: /, ttl: 60s}}
+        consistentHash:
+          httpCookie:
+            name: session
+            path: /
+            ttl: 60s
+            attributes: [{name: SameSite, value: Strict}, {name: Secure}]
   - name: source
     labels: {version: v1}
     trafficPolicy:
@@ -94,6 +116,16 @@ fn consistent_hash_variants() {
                 name: "session".into(),
                 path: "/".into(),
                 ttl: secs(60),
+                attributes: vec![
+                    weft_xds::proto::CookieAttribute {
+                        name: "SameSite".into(),
+                        value: "Strict".into(),
+                    },
+                    weft_xds::proto::CookieAttribute {
+                        name: "Secure".into(),
+                        value: String::new(),
+                    },
+                ],
             })),
             algorithm: HashAlgorithm::RingHash as i32,
             minimum_ring_size: 0,
