@@ -603,6 +603,76 @@ fn http2_on_both_sides_and_grpc_through_two_proxies() {
     assert_eq!(r.json()["path"], "/over-h2");
 }
 
+/// gRPC to a server with no sidecar, behind ports that do not declare HTTP/2:
+/// an HTTP port goes upstream as HTTP/1.1 (which gRPC servers refuse) unless
+/// its DestinationRule sets `useClientProtocol`; a port whose protocol is
+/// detected follows the client's protocol, as Istio's sidecars do.
+#[test]
+fn use_client_protocol_and_detected_ports_keep_http2_upstream() {
+    let net = 55;
+    let client = Service {
+        name: "client",
+        port: 9080,
+        protocol: "HTTP",
+    };
+    let http_port = Service {
+        name: "grpc-ext",
+        port: 9191,
+        protocol: "HTTP",
+    };
+    let workloads = [Workload::sample("client", "v1", CLIENT)];
+    let server_port = app_port(net, 3);
+    let external = |name: &str, port: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}, namespace: test}}\nspec:\n  hosts: [{name}.test.svc.cluster.local]\n  location: MESH_EXTERNAL\n  resolution: STATIC\n  ports: [{port}]\n  endpoints: [{{address: 127.0.0.1, ports: {{grpc-app: {server_port}}}}}]\n"
+        )
+    };
+    let mut reg = registry(net, &[client], &workloads, &[&http_port]);
+    for doc in [
+        external("grpc-ext", "{number: 9191, name: grpc-app, protocol: HTTP}"),
+        external("grpc-h1", "{number: 9191, name: grpc-app, protocol: HTTP}"),
+        external("grpc-sniffed", "{number: 9191, name: grpc-app}"),
+    ] {
+        reg.push_str("---\n");
+        reg.push_str(&doc);
+    }
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: grpc-ext, namespace: test}\nspec:\n  host: grpc-ext\n  trafficPolicy:\n    connectionPool:\n      http: {useClientProtocol: true}\n";
+    let mut mesh = Mesh::start(
+        net,
+        &[("registry.yaml", reg), ("rules.yaml", dr.into())],
+        &workloads,
+    );
+    let server = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/echo.py"))
+        .args(["serve", &format!("127.0.0.1:{server_port}"), "ext"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the gRPC echo server (python3 with grpcio)");
+    mesh.adopt(server);
+    let target = format!("{}:9191", mesh.ip(CLIENT));
+    let call = |authority: &str| {
+        let out = Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/echo.py"))
+            .args(["unary", &target, "hi", "--authority", authority])
+            .output()
+            .expect("run the gRPC client");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // The server may still be starting: wait for the first good answer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut reply = call("grpc-ext:9191");
+    while reply != "OK ext:hi" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        reply = call("grpc-ext:9191");
+    }
+    assert_eq!(reply, "OK ext:hi", "useClientProtocol keeps h2 upstream");
+    let reply = call("grpc-sniffed:9191");
+    assert_eq!(reply, "OK ext:hi", "a detected port follows the client");
+    let reply = call("grpc-h1:9191");
+    assert!(!reply.starts_with("OK"), "HTTP/1.1 upstream: {reply}");
+}
+
 #[test]
 fn concurrency_sets_the_number_of_worker_threads() {
     let net = 50;

@@ -18,7 +18,7 @@ use super::matching::{RequestView, find_route_match};
 use super::routed;
 use super::target::{Target, target};
 use crate::config::Snapshot;
-use crate::config::common::HostPort;
+use crate::config::common::{HostPort, Protocol};
 use crate::config::listener::{Direction, Listener};
 use crate::config::route::{Action, DerivePort, Passthrough, Redirect, RouteTable};
 use crate::listeners::ConnInfo;
@@ -334,7 +334,10 @@ fn inbound(
                 listener.name.clone(),
             );
         };
-        let h2 = listener.protocol.is_h2();
+        // A port whose protocol is detected keeps the client's (Istio's
+        // inbound clusters for sniffed ports use the downstream protocol).
+        let h2 = listener.protocol.is_h2()
+            || (listener.protocol == Protocol::Detect && req.version() == http::Version::HTTP_2);
         let client = if h2 {
             Via::Hyper(&state.clients().inbound_h2)
         } else {

@@ -116,7 +116,7 @@ async fn send(
             .unwrap_or_else(|| PathAndQuery::from_static("/")),
     );
     *req.uri_mut() = Uri::from_parts(uri).map_err(|_| MirrorError::Target)?;
-    *req.version_mut() = if upstream.is_h2() {
+    *req.version_mut() = if upstream.is_h2_for(req.version()) {
         Version::HTTP_2
     } else {
         Version::HTTP_11

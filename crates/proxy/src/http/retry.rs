@@ -80,7 +80,8 @@ pub fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> impl Future<Out
         let replayable = body.replay().is_some();
         // Over HTTP/1.1 with a complete body, every attempt writes the head
         // straight from `parts`: no copy of the headers per attempt.
-        let borrowed = if s.upstream.is_h2() {
+        let h2 = s.upstream.is_h2_for(parts.version);
+        let borrowed = if h2 {
             None
         } else {
             complete_body(&parts.method, &parts.headers, &body).map(|data| data.cloned())
@@ -167,7 +168,7 @@ pub fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> impl Future<Out
                     authority,
                     path.clone(),
                     attempt,
-                    s.upstream.is_h2(),
+                    h2,
                     attempt_body,
                 ) else {
                     return local_sent(

@@ -260,9 +260,10 @@ impl Upstream {
         self.state.pools.circuit.try_acquire(Resource::Connections)
     }
 
-    /// Whether this cluster speaks HTTP/2 to its endpoints.
-    pub fn is_h2(&self) -> bool {
-        self.state.is_h2()
+    /// Whether a request the client sent as `version` goes to this
+    /// cluster's endpoints over HTTP/2.
+    pub fn is_h2_for(&self, version: http::Version) -> bool {
+        self.state.pools.settings.speaks_h2(version)
     }
 }
 
@@ -349,10 +350,6 @@ impl ClusterState {
         self.pools.settings == PoolSettings::of(cluster)
     }
 
-    pub fn is_h2(&self) -> bool {
-        self.pools.settings.h2
-    }
-
     /// The load-balancing plan for these inputs, built only when they changed.
     pub fn plan_for(
         &self,
@@ -402,6 +399,7 @@ impl SharedClients {
             inbound_h1: Pools::new(
                 PoolSettings {
                     h2: false,
+                    follow_client: false,
                     connect_timeout: DEFAULT_CONNECT_TIMEOUT,
                     pool: ConnectionPool::default(),
                     tls: UpstreamTls::default(),

@@ -113,14 +113,13 @@ fn build(
         for (subset, subset_policy, labels) in variants {
             let policy = EffectivePolicy::resolve(top, subset_policy, port.number);
             let name = cluster_name(port.number, subset, &service.hostname);
-            let (mut cluster, mut unapplied) = cluster(service, port, subset, &policy, &defaults);
+            let (mut cluster, unapplied) = cluster(service, port, subset, &policy, &defaults);
             cluster.tls = Some(tls::upstream_tls(
                 view.snapshot,
                 service,
                 port,
                 subset,
                 policy.tls,
-                &mut unapplied,
             ));
             report(dr, &cluster.name, &unapplied);
             out.clusters.push(interner.cluster(&cluster));

@@ -58,11 +58,7 @@ pub(super) fn connection_pool(
         out.max_retries = limit(http.max_retries);
         out.idle_timeout = http.idle_timeout.as_ref().and_then(duration);
         out.max_concurrent_streams = limit(http.max_concurrent_streams);
-        // Our proxy speaks to the upstream in the port's protocol (or h2c
-        // with h2_upgrade); following the client's protocol has no wire field.
-        if http.use_client_protocol {
-            unapplied.push("connectionPool.http.useClientProtocol");
-        }
+        out.use_client_protocol = http.use_client_protocol;
         if http.http2_keep_alive.is_some() {
             unapplied.push("connectionPool.http.http2KeepAlive");
         }

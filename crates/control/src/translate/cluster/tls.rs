@@ -22,7 +22,6 @@ use weft_api::networking::destination_rule::{ClientTLSMode, ClientTLSSettings};
 use weft_api::security::peer_authentication::MtlsMode;
 use weft_xds::proto::{TlsMode, UpstreamTls};
 
-use super::Unapplied;
 use crate::registry::{Service, ServicePort};
 use crate::snapshot::PushSnapshot;
 use crate::translate::peer_authn::Composed;
@@ -55,7 +54,6 @@ pub(super) fn upstream_tls(
     port: &ServicePort,
     subset: &str,
     tls: Option<&ClientTLSSettings>,
-    unapplied: &mut Unapplied,
 ) -> UpstreamTls {
     let mesh = |sni: &str, sans: &[String]| UpstreamTls {
         sni: if sni.is_empty() {
@@ -86,9 +84,6 @@ pub(super) fn upstream_tls(
             ..mesh(&tls.sni, &tls.subject_alt_names)
         },
         ClientTLSMode::Simple | ClientTLSMode::Mutual => {
-            if !tls.ca_crl.is_empty() {
-                unapplied.push("tls.caCrl");
-            }
             let mut out = UpstreamTls {
                 mode: if tls.mode == ClientTLSMode::Simple {
                     TlsMode::Simple
@@ -101,6 +96,7 @@ pub(super) fn upstream_tls(
                 client_certificate: tls.client_certificate.clone(),
                 private_key: tls.private_key.clone(),
                 insecure_skip_verify: tls.insecure_skip_verify.unwrap_or(false),
+                ca_crl: tls.ca_crl.clone(),
             };
             if !tls.credential_name.is_empty() {
                 warn!(

@@ -95,10 +95,17 @@ impl Cluster {
         })
     }
 
-    /// Whether upstream connections speak HTTP/2 (the port's protocol, or an
-    /// h2 upgrade of an HTTP/1.1 port).
+    /// Whether upstream connections speak HTTP/2 whatever the client spoke
+    /// (the port's protocol, or an h2 upgrade of an HTTP/1.1 port).
     pub fn speaks_h2(&self) -> bool {
         self.protocol.is_h2() || (self.pool.h2_upgrade && self.protocol.is_http())
+    }
+
+    /// Whether an HTTP/2 request goes upstream over HTTP/2 and the rest over
+    /// HTTP/1.1: `useClientProtocol`, and (as Istio sets on sidecars) ports
+    /// whose protocol is detected rather than declared.
+    pub fn follows_client_protocol(&self) -> bool {
+        !self.speaks_h2() && (self.pool.use_client_protocol || self.protocol == Protocol::Detect)
     }
 }
 

@@ -93,6 +93,8 @@ pub struct ConnectionPool {
     #[serde(serialize_with = "ser_duration")]
     pub idle_timeout: Duration,
     pub h2_upgrade: bool,
+    /// HTTP/2 upstream for HTTP/2 requests, HTTP/1.1 for the rest.
+    pub use_client_protocol: bool,
     pub max_concurrent_streams: Option<u32>,
     pub retry_budget: Option<RetryBudget>,
 }
@@ -110,6 +112,7 @@ impl Default for ConnectionPool {
             max_retries: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             h2_upgrade: false,
+            use_client_protocol: false,
             max_concurrent_streams: None,
             retry_budget: None,
         }
@@ -370,6 +373,7 @@ impl ConnectionPool {
             max_retries: nonzero(p.max_retries),
             idle_timeout: opt_duration(p.idle_timeout.as_ref())?.unwrap_or(DEFAULT_IDLE_TIMEOUT),
             h2_upgrade: p.h2_upgrade,
+            use_client_protocol: p.use_client_protocol,
             max_concurrent_streams: nonzero(p.max_concurrent_streams),
             retry_budget,
         })

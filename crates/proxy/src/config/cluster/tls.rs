@@ -182,6 +182,7 @@ impl UpstreamTls {
                     private_key: &spec.private_key,
                     subject_alt_names: &spec.subject_alt_names,
                     insecure_skip_verify: spec.insecure_skip_verify,
+                    ca_crl: &spec.ca_crl,
                 })
                 .map_err(|e| format!("tls.{e}"))?;
                 let mut h2 = (*plain).clone();

@@ -40,7 +40,10 @@ use crate::worker::MAX_WORKERS;
 /// How a cluster's connections are made and kept.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PoolSettings {
+    /// Every request goes over HTTP/2.
     pub h2: bool,
+    /// HTTP/2 requests go over HTTP/2, the rest over HTTP/1.1.
+    pub follow_client: bool,
     pub connect_timeout: Duration,
     pub pool: ConnectionPool,
     /// A TLS change makes new pools: connections made under the old
@@ -49,9 +52,15 @@ pub struct PoolSettings {
 }
 
 impl PoolSettings {
+    /// Whether a request of `version` goes upstream over HTTP/2.
+    pub fn speaks_h2(&self, version: http::Version) -> bool {
+        self.h2 || (self.follow_client && version == http::Version::HTTP_2)
+    }
+
     pub fn of(cluster: &Cluster) -> PoolSettings {
         PoolSettings {
             h2: cluster.speaks_h2(),
+            follow_client: cluster.follows_client_protocol(),
             connect_timeout: cluster.connect_timeout,
             pool: cluster.pool.clone(),
             tls: cluster.tls.clone(),
@@ -217,9 +226,8 @@ impl Pools {
                     "request URI names no upstream address".into(),
                 ));
             };
-            if !self.settings.h2
-                && let Some(body) = complete_body(req.method(), req.headers(), req.body())
-            {
+            let h2 = self.settings.speaks_h2(req.version());
+            if !h2 && let Some(body) = complete_body(req.method(), req.headers(), req.body()) {
                 let out = Outgoing {
                     method: req.method(),
                     target: req.uri().path_and_query().map_or("/", |p| p.as_str()),
@@ -231,10 +239,10 @@ impl Pools {
             }
             let endpoint = self.endpoint(&authority, secure);
             let mut req = req;
-            wire_form(&mut req, &authority, self.settings.h2);
+            wire_form(&mut req, &authority, h2);
             // Boxed: hyper's request futures are large, and inline every
             // request's future (lean ones too) would carry and move their size.
-            let (resp, stream, recycle) = if self.settings.h2 {
+            let (resp, stream, recycle) = if h2 {
                 Box::pin(self.send_h2(&endpoint, &authority, req)).await?
             } else {
                 Box::pin(self.send_h1(&endpoint, &authority, req)).await?

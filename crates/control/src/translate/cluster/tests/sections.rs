@@ -120,6 +120,7 @@ fn connection_pool_limits_timeouts_and_upgrade() {
             max_retries: 2,
             idle_timeout: secs(20),
             h2_upgrade: true,
+            use_client_protocol: false,
             max_concurrent_streams: 50,
             retry_budget: Some(RetryBudget {
                 budget_percent: 20.0,
@@ -249,7 +250,7 @@ fn fields_we_cannot_send_are_reported() {
     loadBalancer:
       simple: RANDOM
       warmupDurationSecs: 10s
-    connectionPool: {http: {useClientProtocol: true}}
+    connectionPool: {http: {useClientProtocol: true, http2KeepAlive: {interval: 10s}}}
     retryBudget: {budgetInterval: 1s}
 "#
         )
@@ -281,7 +282,9 @@ fn fields_we_cannot_send_are_reported() {
         [
             "loadBalancer.warmup (only ROUND_ROBIN and LEAST_REQUEST warm up)",
             "retryBudget.budgetInterval",
-            "connectionPool.http.useClientProtocol",
+            "connectionPool.http.http2KeepAlive",
         ]
     );
+    let pool = cluster.connection_pool.expect("a pool section");
+    assert!(pool.use_client_protocol);
 }

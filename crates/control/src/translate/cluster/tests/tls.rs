@@ -94,6 +94,7 @@ fn rule_tls_by_section_subset_and_port() {
         mode: SIMPLE
         sni: reviews.example.com
         caCertificates: /etc/certs/ca.pem
+        caCrl: /etc/certs/ca.crl
         subjectAltNames: [reviews.example.com]
   - name: v3
     labels: {version: v3}
@@ -133,6 +134,7 @@ fn rule_tls_by_section_subset_and_port() {
             sni: "reviews.example.com".into(),
             subject_alt_names: vec!["reviews.example.com".into()],
             ca_certificates: "/etc/certs/ca.pem".into(),
+            ca_crl: "/etc/certs/ca.crl".into(),
             ..Default::default()
         }
     );
