@@ -252,3 +252,111 @@ async fn a_connection_the_server_closed_while_idle_does_not_fail_requests() {
     })
     .await
 }
+
+/// A relay to `real` that, once `frozen`, stops passing bytes either way (a
+/// peer gone silent) and counts the connections the proxy closed.
+struct FreezableRelay {
+    addr: SocketAddr,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+    closed_by_proxy: Arc<AtomicUsize>,
+}
+
+async fn freezable_relay(real: SocketAddr) -> FreezableRelay {
+    use std::sync::atomic::AtomicBool;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind relay");
+    let addr = listener.local_addr().expect("addr");
+    let frozen = Arc::new(AtomicBool::new(false));
+    let closed_by_proxy = Arc::new(AtomicUsize::new(0));
+    let (frozen_in, closed) = (frozen.clone(), closed_by_proxy.clone());
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = TcpStream::connect(real).await else {
+                continue;
+            };
+            let (mut from_proxy, mut to_proxy) = inbound.into_split();
+            let (mut from_backend, mut to_backend) = outbound.into_split();
+            let (frozen_up, frozen_down, closed) =
+                (frozen_in.clone(), frozen_in.clone(), closed.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                loop {
+                    match from_proxy.read(&mut buf).await {
+                        Ok(0) | Err(_) => {
+                            closed.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        }
+                        Ok(n) if !frozen_up.load(Ordering::SeqCst) => {
+                            let _ = to_backend.write_all(&buf[..n]).await;
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                while let Ok(n) = from_backend.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    if !frozen_down.load(Ordering::SeqCst) {
+                        let _ = to_proxy.write_all(&buf[..n]).await;
+                    }
+                }
+            });
+        }
+    });
+    FreezableRelay {
+        addr,
+        frozen,
+        closed_by_proxy,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_keepalive_closes_connections_whose_peer_stops_answering_pings() {
+    use std::time::{Duration, Instant};
+    with_timeout(async {
+        let millis = |ms| {
+            Some(prost_types::Duration {
+                seconds: 0,
+                nanos: ms * 1_000_000,
+            })
+        };
+        for keepalive in [true, false] {
+            let relay = freezable_relay(backend("h2").await).await;
+            let config = config(&[relay.addr], |c| {
+                c.protocol = proto::Protocol::Http2 as i32;
+                c.connection_pool = Some(proto::ConnectionPool {
+                    http2_keepalive: keepalive.then(|| proto::Http2Keepalive {
+                        interval: millis(100),
+                        timeout: millis(200),
+                    }),
+                    ..Default::default()
+                });
+            });
+            let (state, _proxy) = start(&config).await;
+            let p = addr(&state, "outbound|15001");
+            let r = get_via(p, "http://catalog:9080/").await;
+            assert_eq!(r.status, 200, "{r:?}");
+            relay.frozen.store(true, Ordering::SeqCst);
+            let deadline = Instant::now() + Duration::from_millis(1500);
+            while relay.closed_by_proxy.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let closed = relay.closed_by_proxy.load(Ordering::SeqCst);
+            if keepalive {
+                assert_eq!(closed, 1, "the silent connection was not closed");
+                // The next request gets a new, live connection.
+                relay.frozen.store(false, Ordering::SeqCst);
+                let r = get_via(p, "http://catalog:9080/").await;
+                assert_eq!(r.status, 200, "{r:?}");
+            } else {
+                assert_eq!(closed, 0, "closed without keepalive configured");
+            }
+        }
+    })
+    .await
+}

@@ -6,7 +6,9 @@ use weft_api::mesh::{H2UpgradePolicy as MeshH2Upgrade, MeshConfig};
 use weft_api::networking::destination_rule::{
     ConnectionPoolSettings, H2UpgradePolicy, RetryBudget, TcpKeepalive as ApiKeepalive,
 };
-use weft_xds::proto::{ConnectionPool, RetryBudget as XdsRetryBudget, TcpKeepalive};
+use weft_xds::proto::{
+    ConnectionPool, Http2Keepalive, RetryBudget as XdsRetryBudget, TcpKeepalive,
+};
 
 use super::{Unapplied, duration};
 use crate::registry::ServicePort;
@@ -59,8 +61,17 @@ pub(super) fn connection_pool(
         out.idle_timeout = http.idle_timeout.as_ref().and_then(duration);
         out.max_concurrent_streams = limit(http.max_concurrent_streams);
         out.use_client_protocol = http.use_client_protocol;
-        if http.http2_keep_alive.is_some() {
-            unapplied.push("connectionPool.http.http2KeepAlive");
+        if let Some(keepalive) = &http.http2_keep_alive {
+            let interval = keepalive.interval.as_ref().and_then(duration);
+            if interval.is_some() {
+                out.http2_keepalive = Some(Http2Keepalive {
+                    interval,
+                    timeout: keepalive.timeout.as_ref().and_then(duration),
+                });
+            } else {
+                // Without an interval no PING is ever sent.
+                unapplied.push("connectionPool.http.http2KeepAlive without an interval");
+            }
         }
     }
     // Istio: an HTTP idle timeout, else the TCP one, closes idle HTTP

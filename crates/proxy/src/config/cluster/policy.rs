@@ -95,6 +95,8 @@ pub struct ConnectionPool {
     pub h2_upgrade: bool,
     /// HTTP/2 upstream for HTTP/2 requests, HTTP/1.1 for the rest.
     pub use_client_protocol: bool,
+    /// PINGs on upstream HTTP/2 connections.
+    pub h2_keepalive: Option<H2Keepalive>,
     pub max_concurrent_streams: Option<u32>,
     pub retry_budget: Option<RetryBudget>,
 }
@@ -113,9 +115,35 @@ impl Default for ConnectionPool {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             h2_upgrade: false,
             use_client_protocol: false,
+            h2_keepalive: None,
             max_concurrent_streams: None,
             retry_budget: None,
         }
+    }
+}
+
+/// HTTP/2 PINGs every `interval`, the connection closed when one goes
+/// unanswered for `timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct H2Keepalive {
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+}
+
+impl H2Keepalive {
+    /// hyper's default, for a rule that sets only the interval.
+    const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+
+    fn from_proto(k: &proto::Http2Keepalive) -> Result<H2Keepalive, String> {
+        let interval = opt_duration(k.interval.as_ref())?
+            .filter(|d| !d.is_zero())
+            .ok_or("http2 keepalive without an interval")?;
+        let timeout = opt_duration(k.timeout.as_ref())?
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Self::DEFAULT_TIMEOUT);
+        Ok(H2Keepalive { interval, timeout })
     }
 }
 
@@ -374,6 +402,10 @@ impl ConnectionPool {
             idle_timeout: opt_duration(p.idle_timeout.as_ref())?.unwrap_or(DEFAULT_IDLE_TIMEOUT),
             h2_upgrade: p.h2_upgrade,
             use_client_protocol: p.use_client_protocol,
+            h2_keepalive: p
+                .http2_keepalive
+                .map(|k| H2Keepalive::from_proto(&k))
+                .transpose()?,
             max_concurrent_streams: nonzero(p.max_concurrent_streams),
             retry_budget,
         })
@@ -403,6 +435,32 @@ impl OutlierDetection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http2_keepalive_needs_an_interval_and_defaults_its_timeout() {
+        let secs = |s| {
+            Some(prost_types::Duration {
+                seconds: s,
+                nanos: 0,
+            })
+        };
+        let pool = |interval, timeout| {
+            ConnectionPool::from_proto(proto::ConnectionPool {
+                http2_keepalive: Some(proto::Http2Keepalive { interval, timeout }),
+                ..Default::default()
+            })
+        };
+        let k = pool(secs(30), None).expect("valid").h2_keepalive;
+        assert_eq!(
+            k,
+            Some(H2Keepalive {
+                interval: Duration::from_secs(30),
+                timeout: Duration::from_secs(20),
+            })
+        );
+        let error = pool(None, secs(5)).expect_err("no interval");
+        assert!(error.contains("interval"), "{error}");
+    }
 
     #[test]
     fn cookie_attributes_must_make_a_valid_set_cookie() {

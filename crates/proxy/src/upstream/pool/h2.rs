@@ -129,8 +129,15 @@ impl Pools {
         permit: Slot,
     ) -> Result<Arc<H2Conn>, SendError> {
         let stream = self.connect(authority, secure, Usage::Http2).await?;
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
+        let mut builder = http2::Builder::new(TokioExecutor::new());
+        builder.timer(TokioTimer::new());
+        if let Some(keepalive) = self.settings.pool.h2_keepalive {
+            builder
+                .keep_alive_interval(keepalive.interval)
+                .keep_alive_timeout(keepalive.timeout)
+                .keep_alive_while_idle(true);
+        }
+        let (sender, conn) = builder
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| SendError::ConnectFailure(error_chain(&e)))?;

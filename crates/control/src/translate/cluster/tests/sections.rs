@@ -89,6 +89,7 @@ fn connection_pool_limits_timeouts_and_upgrade() {
         idleTimeout: 20s
         h2UpgradePolicy: UPGRADE
         maxConcurrentStreams: 50
+        http2KeepAlive: {interval: 30s, timeout: 5s}
     retryBudget: {}
   subsets:
   - name: plain
@@ -121,6 +122,10 @@ fn connection_pool_limits_timeouts_and_upgrade() {
             idle_timeout: secs(20),
             h2_upgrade: true,
             use_client_protocol: false,
+            http2_keepalive: Some(weft_xds::proto::Http2Keepalive {
+                interval: secs(30),
+                timeout: secs(5),
+            }),
             max_concurrent_streams: 50,
             retry_budget: Some(RetryBudget {
                 budget_percent: 20.0,
@@ -250,7 +255,7 @@ fn fields_we_cannot_send_are_reported() {
     loadBalancer:
       simple: RANDOM
       warmupDurationSecs: 10s
-    connectionPool: {http: {useClientProtocol: true, http2KeepAlive: {interval: 10s}}}
+    connectionPool: {http: {useClientProtocol: true, http2KeepAlive: {timeout: 10s}}}
     retryBudget: {budgetInterval: 1s}
 "#
         )
@@ -282,7 +287,7 @@ fn fields_we_cannot_send_are_reported() {
         [
             "loadBalancer.warmup (only ROUND_ROBIN and LEAST_REQUEST warm up)",
             "retryBudget.budgetInterval",
-            "connectionPool.http.http2KeepAlive",
+            "connectionPool.http.http2KeepAlive without an interval",
         ]
     );
     let pool = cluster.connection_pool.expect("a pool section");
