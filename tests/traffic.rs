@@ -21,11 +21,17 @@ struct Service {
     protocol: &'static str,
 }
 
-const HELLO: Service = Service {
-    name: "hello",
-    port: 9080,
-    protocol: "HTTP",
-};
+const HELLO: Service = Service::new("hello", 9080, "HTTP");
+
+impl Service {
+    const fn new(name: &'static str, port: u16, protocol: &'static str) -> Service {
+        Service {
+            name,
+            port,
+            protocol,
+        }
+    }
+}
 
 /// ServiceEntry per service; WorkloadEntry and Sidecar per workload. The
 /// client's Sidecar also binds `egress` listeners on its own address, the way
@@ -87,11 +93,7 @@ fn hello_mesh(net: u8, both: bool, config: &str) -> Mesh {
         workloads.push(Workload::sample("hello", "v2", 2));
     }
     workloads.push(Workload::sample("client", "v1", CLIENT));
-    let client = Service {
-        name: "client",
-        port: 9080,
-        protocol: "HTTP",
-    };
+    let client = Service::new("client", 9080, "HTTP");
     let subsets = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: hello-subsets, namespace: test}\nspec:\n  host: hello\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n";
     let config = if config.contains("kind: DestinationRule") {
         // The test brings its own DestinationRule for hello; one per host.
@@ -205,6 +207,16 @@ fn seen(mesh: &Mesh, host: u8, prefix: &str) -> u64 {
     curl(&[url.as_str()]).json()["seen"]
         .as_u64()
         .expect("seen count")
+}
+
+/// Runs `tests/grpc/echo.py` as a gRPC client; what it printed.
+fn grpc_client(args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/echo.py"))
+        .args(args)
+        .output()
+        .expect("run the gRPC client");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn vs(name: &str, http: &str) -> String {
@@ -547,16 +559,8 @@ fn outlier_detection_ejects_the_failing_endpoint() {
 #[test]
 fn http2_on_both_sides_and_grpc_through_two_proxies() {
     let net = 49;
-    let grpc = Service {
-        name: "echo",
-        port: 9090,
-        protocol: "GRPC",
-    };
-    let h2 = Service {
-        name: "hello",
-        port: 9080,
-        protocol: "HTTP2",
-    };
+    let grpc = Service::new("echo", 9090, "GRPC");
+    let h2 = Service::new("hello", 9080, "HTTP2");
     let workloads = [
         Workload::grpc("echo", "v1", 1),
         Workload::sample("hello", "v1", 2),
@@ -572,14 +576,6 @@ fn http2_on_both_sides_and_grpc_through_two_proxies() {
         &workloads,
     );
     let target = format!("{}:9090", mesh.ip(CLIENT));
-    let grpc_client = |args: &[&str]| {
-        let out = Command::new("python3")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/echo.py"))
-            .args(args)
-            .output()
-            .expect("run the gRPC client");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
     let reply = grpc_client(&["unary", &target, "hi", "--authority", "echo:9090"]);
     assert_eq!(reply, "OK echo-v1:hi");
     let reply = grpc_client(&["stream", &target, "s", "4", "--authority", "echo:9090"]);
@@ -610,16 +606,8 @@ fn http2_on_both_sides_and_grpc_through_two_proxies() {
 #[test]
 fn use_client_protocol_and_detected_ports_keep_http2_upstream() {
     let net = 55;
-    let client = Service {
-        name: "client",
-        port: 9080,
-        protocol: "HTTP",
-    };
-    let http_port = Service {
-        name: "grpc-ext",
-        port: 9191,
-        protocol: "HTTP",
-    };
+    let client = Service::new("client", 9080, "HTTP");
+    let http_port = Service::new("grpc-ext", 9191, "HTTP");
     let workloads = [Workload::sample("client", "v1", CLIENT)];
     let server_port = app_port(net, 3);
     let external = |name: &str, port: &str| {
@@ -651,14 +639,7 @@ fn use_client_protocol_and_detected_ports_keep_http2_upstream() {
         .expect("start the gRPC echo server (python3 with grpcio)");
     mesh.adopt(server);
     let target = format!("{}:9191", mesh.ip(CLIENT));
-    let call = |authority: &str| {
-        let out = Command::new("python3")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/echo.py"))
-            .args(["unary", &target, "hi", "--authority", authority])
-            .output()
-            .expect("run the gRPC client");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let call = |authority: &str| grpc_client(&["unary", &target, "hi", "--authority", authority]);
     // The server may still be starting: wait for the first good answer.
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut reply = call("grpc-ext:9191");
@@ -748,16 +729,8 @@ fn upgraded_connections_pass_through_both_sidecars() {
 #[test]
 fn tls_is_routed_by_sni_and_passed_through() {
     let net = 52;
-    let tls_a = Service {
-        name: "tls-a",
-        port: 9443,
-        protocol: "TLS",
-    };
-    let tls_b = Service {
-        name: "tls-b",
-        port: 9443,
-        protocol: "TLS",
-    };
+    let tls_a = Service::new("tls-a", 9443, "TLS");
+    let tls_b = Service::new("tls-b", 9443, "TLS");
     let workloads = [
         Workload::external("tls-a", "v1", 1),
         Workload::external("tls-b", "v1", 2),
