@@ -105,3 +105,4 @@ pub fn document_ranges(text: &str) -> Vec<(usize, usize)> {
 }
 
 pub mod mesh;
+pub mod traffic;

@@ -1,0 +1,183 @@
+//! DestinationRule traffic policies end to end, as Istio users see them:
+//! load balancing and hash cookies, circuit breaking, outlier detection and
+//! the upstream protocol, with real `weft` processes, backends and clients.
+//! Each test owns a loopback /24 from the nets 41-59 it shares with
+//! `traffic.rs`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::mesh::{Mesh, Workload, app_port};
+use common::traffic::*;
+
+#[test]
+fn consistent_hashing_keeps_a_user_on_one_endpoint() {
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: hello, namespace: test}\nspec:\n  host: hello\n  trafficPolicy:\n    loadBalancer:\n      consistentHash: {httpHeaderName: x-user}\n";
+    let mesh = hello_mesh(46, true, dr);
+    let mut versions = BTreeMap::new();
+    for user in 0..20 {
+        let header = format!("x-user: user-{user}");
+        let first = via(&mesh, "http://hello:9080/who", &["-H", &header]).json()["version"]
+            .as_str()
+            .map(str::to_string);
+        for _ in 0..5 {
+            let again = via(&mesh, "http://hello:9080/who", &["-H", &header]).json()["version"]
+                .as_str()
+                .map(str::to_string);
+            assert_eq!(again, first, "user-{user} moved");
+        }
+        *versions.entry(first).or_insert(0) += 1;
+    }
+    assert_eq!(
+        versions.len(),
+        2,
+        "20 users all hashed to one endpoint: {versions:?}"
+    );
+}
+
+#[test]
+fn hash_cookies_are_set_with_their_attributes_and_keep_a_client_on_one_endpoint() {
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: hello, namespace: test}\nspec:\n  host: hello\n  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpCookie:\n          name: session\n          path: /\n          ttl: 60s\n          attributes: [{name: SameSite, value: Strict}, {name: Secure}]\n";
+    let mesh = hello_mesh(54, true, dr);
+    let mut versions = BTreeMap::new();
+    for _ in 0..16 {
+        let first = via(&mesh, "http://hello:9080/who", &[]);
+        assert_eq!(first.status, 200, "{first:?}");
+        let set = first
+            .header("set-cookie")
+            .expect("the proxy sets the hash cookie");
+        assert!(set.starts_with("session="), "{set}");
+        assert!(
+            set.ends_with("; Max-Age=60; Path=/; SameSite=Strict; Secure; HttpOnly"),
+            "{set}"
+        );
+        let pair = set.split(';').next().expect("name=value");
+        let version = first.json()["version"].as_str().map(str::to_string);
+        for _ in 0..4 {
+            let again = via(
+                &mesh,
+                "http://hello:9080/who",
+                &["-H", &format!("cookie: {pair}")],
+            );
+            assert_eq!(again.header("set-cookie"), None, "a cookie the client has");
+            assert_eq!(
+                again.json()["version"].as_str().map(str::to_string),
+                version,
+                "{pair} moved"
+            );
+        }
+        *versions.entry(version).or_insert(0) += 1;
+    }
+    assert_eq!(
+        versions.len(),
+        2,
+        "16 cookies all on one endpoint: {versions:?}"
+    );
+}
+
+#[test]
+fn circuit_breaker_overflow_answers_503() {
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: hello, namespace: test}\nspec:\n  host: hello\n  trafficPolicy:\n    connectionPool:\n      tcp: {maxConnections: 1}\n      http: {http1MaxPendingRequests: 1, maxRequestsPerConnection: 1}\n";
+    let mesh = hello_mesh(47, false, dr);
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let proxy = format!("http://{}:15001", mesh.ip(CLIENT));
+            std::thread::spawn(move || {
+                curl(&["-x", &proxy, &format!("http://hello:9080/delay/400?i={i}")])
+            })
+        })
+        .collect();
+    let replies: Vec<Reply> = handles
+        .into_iter()
+        .map(|h| h.join().expect("client thread"))
+        .collect();
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    let overflow: Vec<&Reply> = replies.iter().filter(|r| r.status == 503).collect();
+    assert!(ok >= 1, "{replies:?}");
+    assert!(!overflow.is_empty(), "no request overflowed: {replies:?}");
+    assert!(
+        overflow.iter().all(|r| r.body.contains("overflow")),
+        "{overflow:?}"
+    );
+}
+
+#[test]
+fn outlier_detection_ejects_the_failing_endpoint() {
+    let config = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: hello, namespace: test}\nspec:\n  host: hello\n  trafficPolicy:\n    loadBalancer: {simple: ROUND_ROBIN}\n    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}\n---\n".to_string()
+        + &vs(
+            "hello",
+            "  - retries: {attempts: 0}\n    route: [{destination: {host: hello}}]\n",
+        );
+    let mesh = hello_mesh(48, true, &config);
+    // v2 answers 503 on this path, v1 200; round robin alternates until v2 is out.
+    let mut failures = 0;
+    for _ in 0..10 {
+        if via(&mesh, "http://hello:9080/fail-version/v2", &[]).status == 503 {
+            failures += 1;
+        }
+    }
+    assert!(failures >= 2, "v2 was never tried: {failures}");
+    for _ in 0..20 {
+        let r = via(&mesh, "http://hello:9080/fail-version/v2", &[]);
+        assert_eq!(r.status, 200, "v2 should be ejected");
+        assert_eq!(r.json()["version"], "v1");
+    }
+}
+
+/// gRPC to a server with no sidecar, behind ports that do not declare HTTP/2:
+/// an HTTP port goes upstream as HTTP/1.1 (which gRPC servers refuse) unless
+/// its DestinationRule sets `useClientProtocol`; a port whose protocol is
+/// detected follows the client's protocol, as Istio's sidecars do.
+#[test]
+fn use_client_protocol_and_detected_ports_keep_http2_upstream() {
+    let net = 55;
+    let client = Service::new("client", 9080, "HTTP");
+    let http_port = Service::new("grpc-ext", 9191, "HTTP");
+    let workloads = [Workload::sample("client", "v1", CLIENT)];
+    let server_port = app_port(net, 3);
+    let external = |name: &str, port: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}, namespace: test}}\nspec:\n  hosts: [{name}.test.svc.cluster.local]\n  location: MESH_EXTERNAL\n  resolution: STATIC\n  ports: [{port}]\n  endpoints: [{{address: 127.0.0.1, ports: {{grpc-app: {server_port}}}}}]\n"
+        )
+    };
+    let mut reg = registry(net, &[client], &workloads, &[&http_port]);
+    for doc in [
+        external("grpc-ext", "{number: 9191, name: grpc-app, protocol: HTTP}"),
+        external("grpc-h1", "{number: 9191, name: grpc-app, protocol: HTTP}"),
+        external("grpc-sniffed", "{number: 9191, name: grpc-app}"),
+    ] {
+        reg.push_str("---\n");
+        reg.push_str(&doc);
+    }
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: grpc-ext, namespace: test}\nspec:\n  host: grpc-ext\n  trafficPolicy:\n    connectionPool:\n      http: {useClientProtocol: true}\n";
+    let mut mesh = Mesh::start(
+        net,
+        &[("registry.yaml", reg), ("rules.yaml", dr.into())],
+        &workloads,
+    );
+    let server = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/echo.py"))
+        .args(["serve", &format!("127.0.0.1:{server_port}"), "ext"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the gRPC echo server (python3 with grpcio)");
+    mesh.adopt(server);
+    let target = format!("{}:9191", mesh.ip(CLIENT));
+    let call = |authority: &str| grpc_client(&["unary", &target, "hi", "--authority", authority]);
+    // The server may still be starting: wait for the first good answer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut reply = call("grpc-ext:9191");
+    while reply != "OK ext:hi" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        reply = call("grpc-ext:9191");
+    }
+    assert_eq!(reply, "OK ext:hi", "useClientProtocol keeps h2 upstream");
+    let reply = call("grpc-sniffed:9191");
+    assert_eq!(reply, "OK ext:hi", "a detected port follows the client");
+    let reply = call("grpc-h1:9191");
+    assert!(!reply.starts_with("OK"), "HTTP/1.1 upstream: {reply}");
+}
