@@ -55,6 +55,8 @@ pub fn spawn(
 fn mirror_request(parts: &Parts, body: RequestBody, shadow: bool) -> Option<Request<RequestBody>> {
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
+    // The client's version: `useClientProtocol` decides on it upstream.
+    *req.version_mut() = parts.version;
     *req.uri_mut() = parts.uri.clone();
     *req.headers_mut() = parts.headers.clone();
     if shadow
@@ -160,5 +162,13 @@ mod tests {
         assert_eq!(shadow_host("reviews:9080"), "reviews-shadow:9080");
         assert_eq!(shadow_host("reviews"), "reviews-shadow");
         assert_eq!(shadow_host("[::1]:80"), "[::1]-shadow:80");
+    }
+
+    #[test]
+    fn the_copy_keeps_the_clients_http_version() {
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.version = http::Version::HTTP_2;
+        let copy = mirror_request(&parts, RequestBody::empty(), false).expect("a copy");
+        assert_eq!(copy.version(), http::Version::HTTP_2);
     }
 }
