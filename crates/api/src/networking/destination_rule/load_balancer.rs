@@ -95,14 +95,26 @@ impl Validate for ConsistentHashLB {
                 );
             }
             for (i, a) in c.attributes.iter().enumerate() {
+                let at = path.field("httpCookie").field("attributes").index(i);
                 if a.name.is_empty() {
+                    out.push(&at.field("name"), "cookie attribute name is required");
+                } else if !a.name.bytes().all(is_token_char) {
+                    // The proxy writes it into Set-Cookie as is.
                     out.push(
-                        &path
-                            .field("httpCookie")
-                            .field("attributes")
-                            .index(i)
-                            .field("name"),
-                        "cookie attribute name is required",
+                        &at.field("name"),
+                        format!("cookie attribute name {:?} is not an HTTP token", a.name),
+                    );
+                }
+                if a.value
+                    .bytes()
+                    .any(|b| b == b';' || !(0x20..0x7f).contains(&b))
+                {
+                    out.push(
+                        &at.field("value"),
+                        format!(
+                            "cookie attribute value {:?} may not hold ';' or control characters",
+                            a.value
+                        ),
                     );
                 }
             }
@@ -334,4 +346,9 @@ impl Validate for WarmupConfiguration {
             );
         }
     }
+}
+
+/// RFC 9110's `tchar`.
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }

@@ -261,6 +261,18 @@ fn load_balancer() {
     );
     assert_only(
         lb(
+            json!({"consistentHash": {"httpCookie": {"name": "s", "attributes": [{"name": "Same Site", "value": "Lax"}]}}}),
+        ),
+        "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.attributes[0].name",
+    );
+    assert_only(
+        lb(
+            json!({"consistentHash": {"httpCookie": {"name": "s", "attributes": [{"name": "SameSite", "value": "Lax; Domain=x"}]}}}),
+        ),
+        "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.attributes[0].value",
+    );
+    assert_only(
+        lb(
             json!({"consistentHash": {"useSourceIp": true, "ringHash": {"minimumRingSize": 1024}, "maglev": {"tableSize": 65537}}}),
         ),
         "spec.trafficPolicy.loadBalancer.consistentHash.maglev",
