@@ -534,7 +534,7 @@ fn tcp_routes_by_port_through_an_egress_listener() {
             "kind: Sidecar\nmetadata: {{name: client-v1, namespace: test}}\nspec:\n  egress:\n  - port: {{number: 9000, protocol: TCP, name: tcp}}\n    bind: 127.0.{net}.{CLIENT}\n    captureMode: NONE\n    hosts: [\"./*\"]\n  - hosts: [\"./*\"]\n"
         ),
     );
-    let tcp = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: echo, namespace: test}\nspec:\n  hosts: [echo.test.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 9000, name: tcp, protocol: TCP}]\n  workloadSelector: {labels: {app: hello}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: echo, namespace: test}\nspec:\n  host: echo\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: echo, namespace: test}\nspec:\n  hosts: [echo]\n  tcp:\n  - match:\n    - port: 9000\n    route:\n    - destination: {host: echo, subset: v2, port: {number: 9000}}\n";
+    let tcp = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: echo, namespace: test}\nspec:\n  hosts: [echo.test.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 9000, name: tcp, protocol: TCP}]\n  workloadSelector: {labels: {app: hello}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: echo, namespace: test}\nspec:\n  host: echo\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: echo, namespace: test}\nspec:\n  hosts: [echo]\n  tcp:\n  - match:\n    - {port: 9000, sourceSubnet: 127.0.40.200/30}\n    route:\n    - destination: {host: echo, subset: v1}\n  - match:\n    - port: 9000\n    route:\n    - destination: {host: echo, subset: v2, port: {number: 9000}}\n";
     let mesh = Mesh::start(
         net,
         &[
@@ -553,6 +553,20 @@ fn tcp_routes_by_port_through_an_egress_listener() {
         assert!(
             body.contains("\"version\":\"v2\"") && body.contains("/over-tcp"),
             "{body}"
+        );
+    }
+    // A client whose address is in the first rule's sourceSubnet gets v1;
+    // one just outside it still gets v2.
+    for (source, version) in [("127.0.40.201", "v1"), ("127.0.40.204", "v2")] {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5", "--interface", source, &url])
+            .output()
+            .expect("run curl");
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            body.contains(&format!("\"version\":\"{version}\"")),
+            "from {source}: {body} {}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 }

@@ -102,7 +102,7 @@ fn faults_abort_and_delay_without_retries() {
 fn rewrites_redirects_direct_responses_and_headers() {
     let routes = vs(
         "hello",
-        "  - match: [{uri: {prefix: /old/}}]\n    rewrite: {uri: /new/, authority: rewritten.example}\n    route: [{destination: {host: hello}}]\n  - match: [{uri: {regex: \"/items/[0-9]+/view\"}}]\n    rewrite: {uriRegexRewrite: {match: \"^/items/([0-9]+)/view$\", rewrite: \"/view?item=\\\\1\"}}\n    route: [{destination: {host: hello}}]\n  - match: [{uri: {exact: /go}}]\n    redirect: {uri: /there, authority: elsewhere.example, redirectCode: 302}\n  - match: [{uri: {exact: /secure}}]\n    redirect: {scheme: https, derivePort: FROM_PROTOCOL_DEFAULT}\n  - match: [{uri: {exact: /maintenance}}]\n    directResponse: {status: 503, body: {string: down for maintenance}}\n  - headers:\n      request:\n        set: {x-route: set-by-route}\n        add: {x-added: one}\n        remove: [x-secret]\n      response:\n        set: {x-served-by: weft}\n        remove: [content-type]\n    route:\n    - destination: {host: hello}\n      headers:\n        request: {set: {x-destination: v1}}\n        response: {add: {x-destination-response: v1}}\n",
+        "  - match: [{uri: {prefix: /old/}}]\n    rewrite: {uri: /new/, authority: rewritten.example}\n    route: [{destination: {host: hello}}]\n  - match: [{uri: {regex: \"/items/[0-9]+/view\"}}]\n    rewrite: {uriRegexRewrite: {match: \"^/items/([0-9]+)/view$\", rewrite: \"/view?item=\\\\1\"}}\n    route: [{destination: {host: hello}}]\n  - match: [{uri: {exact: /go}}]\n    redirect: {uri: /there, authority: elsewhere.example, redirectCode: 302}\n  - match: [{uri: {exact: /secure}}]\n    redirect: {scheme: https, derivePort: FROM_PROTOCOL_DEFAULT}\n  - match: [{uri: {prefix: /moved/}}]\n    redirect: {prefixRewrite: /new-home/}\n  - match: [{uri: {exact: /maintenance}}]\n    directResponse: {status: 503, body: {string: down for maintenance}}\n  - headers:\n      request:\n        set: {x-route: set-by-route}\n        add: {x-added: one}\n        remove: [x-secret]\n      response:\n        set: {x-served-by: weft}\n        remove: [content-type]\n    route:\n    - destination: {host: hello}\n      headers:\n        request: {set: {x-destination: v1}}\n        response: {add: {x-destination-response: v1}}\n",
     );
     let mesh = hello_mesh(43, false, &routes);
 
@@ -127,6 +127,14 @@ fn rewrites_redirects_direct_responses_and_headers() {
     let r = via(&mesh, "http://hello:9080/secure", &[]);
     assert_eq!(r.status, 301);
     assert_eq!(r.header("location"), Some("https://hello/secure"));
+    // prefixRewrite swaps only the matched prefix; the client's port and
+    // the query stay.
+    let r = via(&mesh, "http://hello:9080/moved/a/b?x=1", &[]);
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("location"),
+        Some("http://hello:9080/new-home/a/b?x=1")
+    );
 
     let r = via(&mesh, "http://hello:9080/maintenance", &[]);
     assert_eq!(r.status, 503);

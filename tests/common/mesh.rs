@@ -12,6 +12,8 @@ pub struct Workload {
     /// Last octet of the workload's address.
     pub host: u8,
     pub app: App,
+    /// The proxy's `--locality` (empty: none).
+    pub locality: &'static str,
 }
 
 /// The application a workload runs behind its sidecar.
@@ -32,6 +34,7 @@ impl Workload {
             version,
             host,
             app: App::Sample,
+            locality: "",
         }
     }
 
@@ -41,6 +44,7 @@ impl Workload {
             version,
             host,
             app: App::External,
+            locality: "",
         }
     }
 
@@ -50,7 +54,13 @@ impl Workload {
             version,
             host,
             app: App::Grpc,
+            locality: "",
         }
+    }
+
+    /// The same workload with its proxy in `locality` (`region/zone/subzone`).
+    pub const fn in_locality(self, locality: &'static str) -> Workload {
+        Workload { locality, ..self }
     }
 }
 
@@ -172,6 +182,9 @@ impl Mesh {
                 None => {
                     proxy.args(["--discovery-address", &mesh.discovery_address()]);
                 }
+            }
+            if !w.locality.is_empty() {
+                proxy.args(["--locality", w.locality]);
             }
             let proxy = proxy
                 .args(["--ip", &ip, "--namespace", NAMESPACE])

@@ -15,6 +15,7 @@ use crate::config::cluster::DEFAULT_CONNECT_TIMEOUT;
 use crate::config::listener::{Direction, Listener};
 use crate::listeners::ConnInfo;
 use crate::upstream::idle::{LastActivity, Tracked};
+use crate::upstream::lb::Attempts;
 use crate::upstream::pool::configure_socket;
 use crate::upstream::{AttemptResult, RequestContext, connect_tcp};
 
@@ -74,10 +75,11 @@ pub(crate) async fn serve<S>(
     let snapshot = state.snapshot();
     let port = listener.local_port(conn.local);
     let destination = conn.local.map(|a| a.ip());
+    let source = conn.peer.map(|a| a.ip());
     let Some(route) = listener
         .tcp_routes
         .iter()
-        .find(|r| r.matches(port, destination) && r.matches_sni(server_name))
+        .find(|r| r.matches(port, destination, source) && r.matches_sni(server_name))
     else {
         tracing::info!(target: "weft::access", listener = %listener.name, sni = server_name, flags = "NR", "no TCP route");
         return;
@@ -97,7 +99,7 @@ pub(crate) async fn serve<S>(
         query: None,
         source: conn.peer.map(|p| p.ip()),
     };
-    let Some(picked) = upstream.pick(&ctx, &[]) else {
+    let Some(picked) = upstream.pick(&ctx, Attempts::default()) else {
         tracing::info!(target: "weft::access", listener = %listener.name, cluster = %name, flags = "UH", "no healthy upstream");
         return;
     };

@@ -18,6 +18,7 @@ use weft_xds::proto;
 use super::matcher::StrMatch;
 use crate::config::ProxyState;
 use crate::config::common::HostPort;
+use crate::upstream::lb::Attempts;
 use crate::upstream::{RequestBody, RequestContext};
 
 /// Istio's default check timeout.
@@ -216,7 +217,7 @@ impl ExtAuthz {
         snapshot
             .upstream(&self.cluster)
             .and_then(|u| {
-                u.pick(&ctx, &[])
+                u.pick(&ctx, Attempts::default())
                     .map(|p| p.endpoint.address.authority.to_string())
             })
             .unwrap_or_else(|| self.address.authority.to_string())

@@ -65,17 +65,15 @@ pub struct TcpRoute {
     pub clusters: WeightedClusters,
     /// TLS listeners: SNI names (exact or `*.suffix`); empty matches any.
     pub sni_hosts: Vec<String>,
+    /// The client's address must be in one of these; empty matches any.
+    pub source_subnets: Vec<Subnet>,
 }
 
 impl TcpRoute {
-    pub fn matches(&self, port: u16, destination: Option<IpAddr>) -> bool {
-        if self.port != 0 && self.port != port {
-            return false;
-        }
-        if self.destination_subnets.is_empty() {
-            return true;
-        }
-        destination.is_some_and(|ip| self.destination_subnets.iter().any(|s| s.contains(ip)))
+    pub fn matches(&self, port: u16, destination: Option<IpAddr>, source: Option<IpAddr>) -> bool {
+        (self.port == 0 || self.port == port)
+            && in_any(&self.destination_subnets, destination)
+            && in_any(&self.source_subnets, source)
     }
 
     /// Whether a TLS connection's server name selects this route.
@@ -87,6 +85,11 @@ impl TcpRoute {
                     .any(|pattern| crate::sni::host_matches(pattern, name))
             })
     }
+}
+
+/// Whether `ip` is in one of `subnets`; no subnets at all admit any address.
+fn in_any(subnets: &[Subnet], ip: Option<IpAddr>) -> bool {
+    subnets.is_empty() || ip.is_some_and(|ip| subnets.iter().any(|s| s.contains(ip)))
 }
 
 /// A CIDR block (`10.0.0.0/8`), or a single address.
@@ -244,6 +247,11 @@ fn tcp_route(r: proto::TcpRoute) -> Result<TcpRoute, String> {
             .collect::<Result<_, _>>()?,
         clusters: WeightedClusters::from_proto(r.clusters)?,
         sni_hosts: r.sni_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        source_subnets: r
+            .source_subnets
+            .iter()
+            .map(|s| Subnet::parse(s))
+            .collect::<Result<_, _>>()?,
     })
 }
 

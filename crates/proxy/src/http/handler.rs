@@ -15,12 +15,13 @@ use super::flags::Flags;
 use super::forward::{self, reject, reply};
 use super::grpc::{is_grpc, local_reply_as_grpc};
 use super::matching::{RequestView, find_route_match};
+use super::rewrite::replace_matched;
 use super::routed;
 use super::target::{Target, target};
 use crate::config::Snapshot;
 use crate::config::common::{HostPort, Protocol};
 use crate::config::listener::{Direction, Listener};
-use crate::config::route::{Action, DerivePort, Passthrough, Redirect, RouteTable};
+use crate::config::route::{Action, DerivePort, Passthrough, Redirect, RouteMatch, RouteTable};
 use crate::listeners::ConnInfo;
 use crate::metrics::RequestLabels;
 use crate::upstream::{RequestBody, Via};
@@ -201,7 +202,7 @@ fn route(
             Action::Forward(clusters) => {
                 routed::forward(req, route, matched, clusters, snapshot, default_port, conn).await
             }
-            Action::Redirect(r) => redirect_reply(r, &t, path, query),
+            Action::Redirect(r) => redirect_reply(r, matched, &t, path, query),
             Action::DirectResponse { status, body } => Outcome {
                 response: local_bytes(*status, body.clone()),
                 flags: Flags::NONE,
@@ -356,7 +357,13 @@ fn inbound(
     }
 }
 
-fn redirect_reply(r: &Redirect, t: &Target<'_>, path: &str, query: Option<&str>) -> Outcome {
+fn redirect_reply(
+    r: &Redirect,
+    matched: Option<&RouteMatch>,
+    t: &Target<'_>,
+    path: &str,
+    query: Option<&str>,
+) -> Outcome {
     let scheme = r.scheme.as_deref().unwrap_or(t.scheme);
     let host = r.authority.as_deref().unwrap_or(t.host);
     let mut location = format!("{scheme}://{host}");
@@ -393,7 +400,10 @@ fn redirect_reply(r: &Redirect, t: &Target<'_>, path: &str, query: Option<&str>)
             }
         }
         None => {
-            location.push_str(path);
+            match &r.prefix_rewrite {
+                Some(prefix) => location.push_str(&replace_matched(prefix, matched, path)),
+                None => location.push_str(path),
+            }
             if let Some(q) = query {
                 location.push('?');
                 location.push_str(q);

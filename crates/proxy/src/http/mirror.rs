@@ -12,6 +12,7 @@ use http::{HeaderValue, Request, Uri, Version, header};
 use crate::config::Snapshot;
 use crate::config::route::Mirror;
 use crate::config::snapshot::Upstream;
+use crate::upstream::lb::Attempts;
 use crate::upstream::{AttemptResult, RequestBody, RequestContext, SendError};
 
 /// How long a mirrored request may take when the route sets no timeout, so a
@@ -107,7 +108,9 @@ async fn send(
         query: req.uri().query(),
         source: None,
     };
-    let picked = upstream.pick(&ctx, &[]).ok_or(MirrorError::NoEndpoint)?;
+    let picked = upstream
+        .pick(&ctx, Attempts::default())
+        .ok_or(MirrorError::NoEndpoint)?;
     let mut uri = http::uri::Parts::default();
     uri.scheme = Some(Scheme::HTTP);
     uri.authority = Some(picked.endpoint.address.authority.clone());

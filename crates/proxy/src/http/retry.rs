@@ -24,6 +24,7 @@ use crate::config::ProxyState;
 use crate::config::common::HostPort;
 use crate::config::route::{RetryOn, RetryPolicy};
 use crate::config::snapshot::Upstream;
+use crate::upstream::lb::Attempts;
 use crate::upstream::{
     AttemptResult, Outgoing, RequestBody, RequestContext, SendError, UpstreamBody, complete_body,
 };
@@ -87,8 +88,10 @@ pub fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> impl Future<Out
             complete_body(&parts.method, &parts.headers, &body).map(|data| data.cloned())
         };
         let mut body = Some(body);
-        // Only filled when retries avoid earlier hosts: no allocation otherwise.
-        let avoid_previous = policy.is_some_and(|p| p.avoid_previous_hosts);
+        // Only filled when retries avoid earlier hosts or localities: no
+        // allocation otherwise.
+        let avoid_hosts = policy.is_some_and(|p| p.avoid_previous_hosts);
+        let avoid_levels = policy.is_some_and(|p| p.remote_localities);
         let mut tried: Vec<&HostPort> = Vec::new();
         let mut attempt: u32 = 1;
         let mut _permit = None;
@@ -116,7 +119,12 @@ pub fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> impl Future<Out
                     query: parts.uri.query(),
                     source: s.source,
                 };
-                match s.upstream.pick(&ctx, &tried) {
+                let attempts = Attempts {
+                    hosts: &tried,
+                    avoid_hosts,
+                    avoid_levels,
+                };
+                match s.upstream.pick(&ctx, attempts) {
                     Some(p) => (p.endpoint.address.authority.clone(), Some(p)),
                     None => {
                         return local_sent(
@@ -208,7 +216,9 @@ pub fn send(mut parts: Parts, body: RequestBody, s: Call<'_>) -> impl Future<Out
             }
             // Noted only now that there is a retry: most requests end at their
             // first attempt, and the list would allocate for each.
-            if avoid_previous && let Some(e) = endpoint {
+            if (avoid_hosts || avoid_levels)
+                && let Some(e) = endpoint
+            {
                 tried.push(&e.address);
             }
             drop(result);
@@ -448,6 +458,7 @@ mod tests {
             backoff_base: Duration::from_millis(25),
             backoff_max: Duration::from_millis(250),
             avoid_previous_hosts: false,
+            remote_localities: false,
         };
         for retry in 1..40 {
             let b = backoff(Some(&p), retry);

@@ -12,18 +12,7 @@ pub fn rewritten_path(
     query: Option<&str>,
 ) -> Option<String> {
     let new_path = if let Some(replacement) = &rewrite.uri {
-        // How much of the path the route matched: the prefix for a prefix
-        // match (no uri condition counts as prefix "/"), else all of it.
-        let matched_len = match matched.and_then(|m| m.uri.as_ref()) {
-            Some(StringMatcher::Prefix(p)) => p.len(),
-            Some(StringMatcher::Exact(_) | StringMatcher::Regex(_)) => path.len(),
-            None => usize::from(path.starts_with('/')),
-        };
-        let rest = path.get(matched_len..).unwrap_or("");
-        let mut out = String::with_capacity(replacement.len() + rest.len());
-        out.push_str(replacement);
-        out.push_str(rest);
-        out
+        replace_matched(replacement, matched, path)
     } else if let Some(rx) = &rewrite.uri_regex {
         rx.regex.replace_all(path, &rx.replacement).into_owned()
     } else {
@@ -33,6 +22,22 @@ pub fn rewritten_path(
         Some(q) => format!("{new_path}?{q}"),
         None => new_path,
     })
+}
+
+/// `path` with the part the route matched replaced: the prefix for a prefix
+/// match (no uri condition counts as prefix "/"), else all of it. Shared by
+/// `rewrite.uri` and `redirect.prefixRewrite`, as in Envoy.
+pub fn replace_matched(replacement: &str, matched: Option<&RouteMatch>, path: &str) -> String {
+    let matched_len = match matched.and_then(|m| m.uri.as_ref()) {
+        Some(StringMatcher::Prefix(p)) => p.len(),
+        Some(StringMatcher::Exact(_) | StringMatcher::Regex(_)) => path.len(),
+        None => usize::from(path.starts_with('/')),
+    };
+    let rest = path.get(matched_len..).unwrap_or("");
+    let mut out = String::with_capacity(replacement.len() + rest.len());
+    out.push_str(replacement);
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]

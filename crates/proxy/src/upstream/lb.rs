@@ -16,6 +16,28 @@ use super::plan::{Group, Level, Plan};
 use crate::config::cluster::{Cluster, Endpoint, EndpointStats, LoadBalancer};
 use crate::config::common::HostPort;
 
+/// The earlier attempts of one request, and what a retry steers away from.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Attempts<'a> {
+    /// The endpoints tried so far, oldest first.
+    pub hosts: &'a [&'a HostPort],
+    /// Prefer endpoints not tried yet (Istio's retryIgnorePreviousHosts).
+    pub avoid_hosts: bool,
+    /// Prefer priority levels not tried yet (Istio's retryRemoteLocalities).
+    pub avoid_levels: bool,
+}
+
+impl<'a> Attempts<'a> {
+    /// Earlier attempts whose endpoints a retry avoids.
+    pub fn avoiding(hosts: &'a [&'a HostPort]) -> Attempts<'a> {
+        Attempts {
+            hosts,
+            avoid_hosts: true,
+            avoid_levels: false,
+        }
+    }
+}
+
 /// Inputs of one pick.
 pub struct Pick<'a> {
     pub cluster: &'a Cluster,
@@ -23,7 +45,7 @@ pub struct Pick<'a> {
     pub endpoints: &'a [Endpoint],
     pub rr: &'a AtomicUsize,
     pub ctx: &'a RequestContext<'a>,
-    pub tried: &'a [&'a HostPort],
+    pub attempts: Attempts<'a>,
 }
 
 impl Pick<'_> {
@@ -32,8 +54,9 @@ impl Pick<'_> {
         let ignore_ejections = self.panic();
         let healthy =
             |i: usize| ignore_ejections || !self.endpoints[i].stats.outlier.maybe_ejected();
-        let level = self.plan.levels.iter().find(|l| members(l).any(healthy))?;
-        let eligible = |i: usize| healthy(i) && !self.tried.contains(&&self.endpoints[i].address);
+        let level = self.level(healthy)?;
+        let tried = |i: usize| self.attempts.hosts.contains(&&self.endpoints[i].address);
+        let eligible = |i: usize| healthy(i) && !(self.attempts.avoid_hosts && tried(i));
         let mut cookie = None;
         let group = self.group(level);
         let first = match &self.cluster.consistent_hash {
@@ -57,6 +80,27 @@ impl Pick<'_> {
             .scan(members(level), eligible)
             .or_else(|| self.scan(members(level), healthy))?;
         Some((chosen, cookie))
+    }
+
+    /// The best priority level with a healthy endpoint. Retries with
+    /// `avoid_levels` skip the levels of earlier attempts, counted once every
+    /// two attempts as Envoy's previous_priorities does with Istio's update
+    /// frequency of 2 (so the first retry stays local); with every level
+    /// tried, they start over from the best.
+    fn level(&self, healthy: impl Fn(usize) -> bool + Copy) -> Option<&Level> {
+        let mut usable = self
+            .plan
+            .levels
+            .iter()
+            .filter(move |l| members(l).any(healthy));
+        let hosts = self.attempts.hosts;
+        let counted = &hosts[..hosts.len() - hosts.len() % 2];
+        if !self.attempts.avoid_levels || counted.is_empty() {
+            return usable.next();
+        }
+        let untried =
+            |l: &&Level| !members(l).any(|i| counted.contains(&&self.endpoints[i].address));
+        usable.clone().find(untried).or_else(|| usable.next())
     }
 
     /// Envoy's panic mode: below `min_health_percent` healthy, ejections

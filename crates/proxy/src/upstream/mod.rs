@@ -48,7 +48,6 @@ use crate::config::cluster::tls::UpstreamTls;
 use crate::config::cluster::{
     Cluster, ConnectionPool, DEFAULT_CONNECT_TIMEOUT, Endpoint, EndpointSet,
 };
-use crate::config::common::HostPort;
 use crate::config::{NodeInfo, Upstream};
 
 /// A pooled HTTP client for traffic with no cluster (passthrough, inbound):
@@ -132,9 +131,14 @@ impl Upstream {
             .map_or(&[][..], |e| e.endpoints.as_slice())
     }
 
-    /// Chooses an endpoint for one attempt, preferring ones not in `tried`
-    /// (earlier attempts of the same request). None: no healthy endpoint.
-    pub fn pick<'s>(&'s self, ctx: &RequestContext<'_>, tried: &[&HostPort]) -> Option<Picked<'s>> {
+    /// Chooses an endpoint for one attempt, steering away from the earlier
+    /// attempts of the same request as `attempts` says. None: no healthy
+    /// endpoint.
+    pub fn pick<'s>(
+        &'s self,
+        ctx: &RequestContext<'_>,
+        attempts: lb::Attempts<'_>,
+    ) -> Option<Picked<'s>> {
         let endpoints = self.endpoint_list();
         let (i, set_cookie) = lb::Pick {
             cluster: &self.cluster,
@@ -142,7 +146,7 @@ impl Upstream {
             endpoints,
             rr: &self.state.rr,
             ctx,
-            tried,
+            attempts,
         }
         .choose()?;
         let endpoint = endpoints.get(i)?;

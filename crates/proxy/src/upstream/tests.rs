@@ -7,8 +7,10 @@ use std::time::Duration;
 use http::{HeaderMap, StatusCode};
 use weft_xds::proto;
 
+use super::lb::Attempts;
 use super::*;
 use crate::config::cluster::{EndpointSet, LoadBalancer};
+use crate::config::common::HostPort;
 
 fn cluster(lb: LoadBalancer) -> Cluster {
     let mut c = Cluster::from_proto("c", proto::Cluster::default()).expect("valid");
@@ -56,7 +58,7 @@ fn ctx(headers: &HeaderMap) -> RequestContext<'_> {
 fn spread(u: &Upstream, n: usize, headers: &HeaderMap) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for _ in 0..n {
-        let p = u.pick(&ctx(headers), &[]).expect("picked");
+        let p = u.pick(&ctx(headers), Attempts::default()).expect("picked");
         *counts
             .entry(p.endpoint.address.host.to_string())
             .or_default() += 1;
@@ -108,12 +110,15 @@ fn tried_endpoints_are_avoided_while_others_exist() {
     let first = HostPort::new("10.0.0.1", 80).expect("valid");
     let h = HeaderMap::new();
     for _ in 0..20 {
-        let p = u.pick(&ctx(&h), &[&first]).expect("picked");
+        let p = u
+            .pick(&ctx(&h), Attempts::avoiding(&[&first]))
+            .expect("picked");
         assert_eq!(&*p.endpoint.address.host, "10.0.0.2");
     }
     let second = HostPort::new("10.0.0.2", 80).expect("valid");
     assert!(
-        u.pick(&ctx(&h), &[&first, &second]).is_some(),
+        u.pick(&ctx(&h), Attempts::avoiding(&[&first, &second]))
+            .is_some(),
         "all tried: reuse one"
     );
 }
@@ -174,7 +179,7 @@ fn consistent_hash_by_header_and_cookie_generation() {
         &NodeInfo::default(),
     );
     let h = HeaderMap::new();
-    let picked = u.pick(&ctx(&h), &[]).expect("picked");
+    let picked = u.pick(&ctx(&h), Attempts::default()).expect("picked");
     let cookie = picked
         .set_cookie()
         .expect("cookie generated")
@@ -192,7 +197,7 @@ fn consistent_hash_by_header_and_cookie_generation() {
         http::header::COOKIE,
         HeaderValue::from_str(&value).expect("valid"),
     );
-    let again = u.pick(&ctx(&back), &[]).expect("picked");
+    let again = u.pick(&ctx(&back), Attempts::default()).expect("picked");
     assert_eq!(again.endpoint.address, picked.endpoint.address);
     assert!(again.set_cookie().is_none());
 }
@@ -259,9 +264,60 @@ fn locality_prefers_nearest_and_fails_over_when_ejected() {
     only("10.0.0.1");
     eject(0);
     assert!(
-        u.pick(&ctx(&h), &[]).is_none(),
+        u.pick(&ctx(&h), Attempts::default()).is_none(),
         "all ejected, panic mode off"
     );
+}
+
+#[test]
+fn retries_to_remote_localities_leave_tried_levels_every_second_attempt() {
+    let mut c = cluster(LoadBalancer::RoundRobin);
+    c.locality_lb = Some(
+        crate::config::cluster::LocalityLb::from_proto(proto::LocalityLb::default())
+            .expect("valid"),
+    );
+    let u = upstream(
+        c,
+        vec![
+            endpoint(1, 1, "us/a/s"),
+            endpoint(2, 1, "us/a/s"),
+            endpoint(3, 1, "us/b/s"),
+            endpoint(4, 1, "eu/z/s"),
+        ],
+        &node("us/a/s"),
+    );
+    let h = HeaderMap::new();
+    let host = |i: usize| HostPort::new(&format!("10.0.0.{i}"), 80).expect("valid");
+    let (one, two, three, four) = (host(1), host(2), host(3), host(4));
+    let picks = |tried: &[&HostPort], avoid_levels: bool| {
+        let mut seen: Vec<String> = (0..20)
+            .map(|_| {
+                let attempts = Attempts {
+                    hosts: tried,
+                    avoid_hosts: false,
+                    avoid_levels,
+                };
+                let p = u.pick(&ctx(&h), attempts).expect("picked");
+                p.endpoint.address.host.to_string()
+            })
+            .collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    };
+    let local = ["10.0.0.1", "10.0.0.2"];
+    // The first retry stays in the local zone (update frequency 2).
+    assert_eq!(picks(&[&one], true), local);
+    // Two attempts in the local zone: the next level, the other zone.
+    assert_eq!(picks(&[&one, &two], true), ["10.0.0.3"]);
+    // The local zone and the other zone tried: the other region.
+    assert_eq!(picks(&[&one, &three], true), ["10.0.0.4"]);
+    // The third attempt's level only counts from the fourth on.
+    assert_eq!(picks(&[&one, &two, &three], true), ["10.0.0.3"]);
+    // Every level tried: start over from the nearest.
+    assert_eq!(picks(&[&one, &three, &four, &two], true), local);
+    // Without the option retries stay local.
+    assert_eq!(picks(&[&one, &two], false), local);
 }
 
 #[test]
@@ -450,7 +506,7 @@ async fn status_backend(name: &'static str, status: u16) -> std::net::SocketAddr
 /// Sends one GET through pick/send/report, as the HTTP layer does.
 async fn attempt(u: &Upstream) -> Option<(String, u16)> {
     let h = HeaderMap::new();
-    let picked = u.pick(&ctx(&h), &[])?;
+    let picked = u.pick(&ctx(&h), Attempts::default())?;
     let uri = format!("http://{}/", picked.endpoint.address.authority);
     let req = Request::get(uri)
         .body(RequestBody::empty())

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use tracing::warn;
 use weft_api::networking::sidecar::IstioEgressListener;
 use weft_api::networking::virtual_service::RouteDestination;
 use weft_xds::proto::{TcpRoute, WeightedCluster};
@@ -15,27 +14,18 @@ use crate::snapshot::{VsEntry, binds_mesh};
 use crate::translate::route::destination_cluster;
 use crate::translate::{ProxyView, cluster_name};
 
-/// The conditions of an L4 match that are settled here, per proxy.
+/// The conditions of an L4 match that are settled here, per proxy (a
+/// `sourceSubnet` goes on the route: the proxy checks each connection).
 struct L4Match<'m> {
     port: u32,
     source_labels: &'m BTreeMap<String, String>,
     source_namespace: &'m str,
     gateways: &'m [String],
-    source_subnet: &'m str,
 }
 
 impl L4Match<'_> {
-    /// Whether the match is for sidecars, this port and this client. A
-    /// `sourceSubnet` cannot be expressed on our routes, so such a match is
-    /// rejected (logged) rather than widened to every client.
-    fn applies(&self, view: &ProxyView<'_>, port: u32, vs: &VsEntry) -> bool {
-        if !self.source_subnet.is_empty() {
-            warn!(
-                virtual_service = %format!("{}/{}", vs.namespace, vs.name),
-                "match.sourceSubnet is not supported; match dropped"
-            );
-            return false;
-        }
+    /// Whether the match is for sidecars, this port and this client.
+    fn applies(&self, view: &ProxyView<'_>, port: u32) -> bool {
         binds_mesh(self.gateways)
             && (self.port == 0 || self.port == port)
             && selects(self.source_labels, view.labels())
@@ -133,9 +123,8 @@ fn vs_tcp_routes(
                 source_labels: &m.source_labels,
                 source_namespace: &m.source_namespace,
                 gateways: &m.gateways,
-                source_subnet: &m.source_subnet,
             };
-            if l4.applies(view, port, vs) {
+            if l4.applies(view, port) {
                 routes.push(TcpRoute {
                     port: m.port,
                     destination_subnets: if m.destination_subnets.is_empty() {
@@ -144,6 +133,11 @@ fn vs_tcp_routes(
                         m.destination_subnets.clone()
                     },
                     clusters: clusters.clone(),
+                    source_subnets: if m.source_subnet.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![m.source_subnet.clone()]
+                    },
                     ..Default::default()
                 });
             }
@@ -201,14 +195,14 @@ fn vs_tls_routes(view: &ProxyView<'_>, vs: &VsEntry, port: u32) -> Vec<TcpRoute>
                 source_labels: &m.source_labels,
                 source_namespace: &m.source_namespace,
                 gateways: &m.gateways,
-                source_subnet: "",
             };
-            if l4.applies(view, port, vs) {
+            if l4.applies(view, port) {
                 routes.push(TcpRoute {
                     port: m.port,
                     destination_subnets: m.destination_subnets.clone(),
                     clusters: clusters.clone(),
                     sni_hosts: m.sni_hosts.clone(),
+                    source_subnets: Vec::new(),
                 });
             }
         }

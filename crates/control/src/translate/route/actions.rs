@@ -85,14 +85,12 @@ pub(super) fn header_ops(ops: Option<&HeaderOperations>) -> Option<HeaderOps> {
     (!(out.set.is_empty() && out.add.is_empty() && out.remove.is_empty())).then_some(out)
 }
 
-/// The redirect, or `None` for `prefixRewrite`, which our wire format cannot
-/// express (the caller rejects the rule).
-pub(super) fn redirect(r: &HTTPRedirect) -> Option<Redirect> {
-    if !r.prefix_rewrite.is_empty() {
-        return None;
-    }
-    Some(Redirect {
+/// The redirect; the proxy derives what depends on the request (the port,
+/// the path that `prefixRewrite` replaces part of).
+pub(super) fn redirect(r: &HTTPRedirect) -> Redirect {
+    Redirect {
         uri: r.uri.clone(),
+        prefix_rewrite: r.prefix_rewrite.clone(),
         authority: r.authority.clone(),
         port: r.port.unwrap_or(0),
         scheme: r.scheme.clone(),
@@ -107,7 +105,7 @@ pub(super) fn redirect(r: &HTTPRedirect) -> Option<Redirect> {
             Some(RedirectPortSelection::FromProtocolDefault) => DerivePort::FromProtocolDefault,
             Some(RedirectPortSelection::FromRequestPort) => DerivePort::FromRequestPort,
         } as i32,
-    })
+    }
 }
 
 pub(super) fn direct_response(d: &HTTPDirectResponse) -> DirectResponse {

@@ -194,14 +194,7 @@ fn http_route(
         kept
     };
     let action = if let Some(redirect) = &rule.redirect {
-        let Some(redirect) = actions::redirect(redirect) else {
-            warn!(
-                route = origin,
-                "redirect.prefixRewrite is not supported; rule dropped"
-            );
-            return None;
-        };
-        route::Action::Redirect(redirect)
+        route::Action::Redirect(actions::redirect(redirect))
     } else if let Some(direct) = &rule.direct_response {
         route::Action::DirectResponse(actions::direct_response(direct))
     } else if rule.route.is_empty() {

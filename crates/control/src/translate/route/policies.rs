@@ -1,7 +1,7 @@
 //! Per-route policies: retries (with Istio's defaults), fault injection,
 //! mirroring, CORS and rewrites.
 
-use tracing::{debug, warn};
+use tracing::warn;
 use weft_api::mesh::MeshConfig;
 use weft_api::networking::virtual_service::GRPC_STATUS_NAMES;
 use weft_api::networking::virtual_service::{
@@ -80,9 +80,7 @@ pub(super) fn retry_policy(
         out.avoid_previous_hosts = avoid;
     }
     out.backoff_base = policy.backoff.as_ref().and_then(duration);
-    if policy.retry_remote_localities == Some(true) {
-        debug!("retries.retryRemoteLocalities is not supported; retries stay locality-unaware");
-    }
+    out.retry_remote_localities = policy.retry_remote_localities == Some(true);
     Some(out)
 }
 

@@ -199,3 +199,20 @@ fn tcp_matches_filter_by_client_and_subnet() {
         [("outbound|5432|replica|db.shop.svc.cluster.local", 100)]
     );
 }
+
+#[test]
+fn tcp_source_subnets_go_on_the_route() {
+    let yaml = L4.replace(
+        "[{port: 5432, destinationSubnets: [10.96.0.0/16]}]",
+        "[{port: 5432, destinationSubnets: [10.96.0.0/16], sourceSubnet: 10.1.0.0/16}]",
+    );
+    let tcp = listener(&listeners(&yaml, &proxy("shop", &[])), 5432);
+    let subnets: Vec<&[String]> = tcp
+        .tcp_routes
+        .iter()
+        .map(|r| r.source_subnets.as_slice())
+        .collect();
+    // The proxy checks each client against the match's subnet; the service's
+    // own route stays open to every client.
+    assert_eq!(subnets, [&["10.1.0.0/16".to_string()][..], &[][..]]);
+}

@@ -36,7 +36,7 @@ spec:
     retries: {attempts: 0}
   - match: [{uri: {prefix: /more}}]
     route: [{destination: {host: web}}]
-    retries: {attempts: 5, perTryTimeout: 1s}
+    retries: {attempts: 5, perTryTimeout: 1s, retryRemoteLocalities: true}
   - match: [{uri: {prefix: /codes}}]
     route: [{destination: {host: web}}]
     retries: {attempts: 3, retryOn: "5xx,429,reset,unavailable", retryIgnorePreviousHosts: false, backoff: 50ms}
@@ -55,6 +55,7 @@ fn retries_follow_istio_defaults() {
     assert_eq!(more.retry_on, istio_default_retry().retry_on);
     assert_eq!(more.per_try_timeout.map(|d| d.seconds), Some(1));
     assert!(more.avoid_previous_hosts);
+    assert!(more.retry_remote_localities);
     // Numeric entries become status codes plus their condition.
     let codes = routes[2].retry.clone().expect("retry policy");
     assert_eq!(
@@ -63,6 +64,7 @@ fn retries_follow_istio_defaults() {
     );
     assert_eq!(codes.retriable_status_codes, [429]);
     assert!(!codes.avoid_previous_hosts);
+    assert!(!codes.retry_remote_localities);
     assert_eq!(codes.backoff_base.map(|d| d.nanos), Some(50_000_000));
     // No `retries`: Istio's default policy.
     assert_eq!(routes[3].retry, Some(istio_default_retry()));

@@ -91,6 +91,8 @@ pub enum Action {
 #[derive(Clone, Debug, Serialize)]
 pub struct Redirect {
     pub uri: Option<String>,
+    /// Replaces the matched part of the path (see `Rewrite::uri`).
+    pub prefix_rewrite: Option<String>,
     pub authority: Option<String>,
     pub port: Option<u16>,
     pub scheme: Option<String>,
@@ -342,8 +344,12 @@ fn redirect(r: proto::Redirect) -> Result<Redirect, String> {
         return Err(format!("redirect code {code} is not 3xx"));
     }
     let some = |s: String| (!s.is_empty()).then_some(s);
+    if !r.uri.is_empty() && !r.prefix_rewrite.is_empty() {
+        return Err("redirect sets both uri and prefix_rewrite".into());
+    }
     Ok(Redirect {
         uri: some(r.uri),
+        prefix_rewrite: some(r.prefix_rewrite),
         authority: some(r.authority),
         port: (r.port != 0).then(|| port(r.port, "port")).transpose()?,
         scheme: some(r.scheme),
@@ -363,4 +369,32 @@ fn ser_status<S: Serializer>(s: &StatusCode, ser: S) -> Result<S::Ok, S::Error> 
 
 fn ser_bytes<S: Serializer>(b: &Bytes, ser: S) -> Result<S::Ok, S::Error> {
     ser.serialize_str(&String::from_utf8_lossy(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_are_checked() {
+        let ok = redirect(proto::Redirect {
+            prefix_rewrite: "/new/".into(),
+            ..Default::default()
+        })
+        .expect("a prefix rewrite alone is fine");
+        assert_eq!(ok.prefix_rewrite.as_deref(), Some("/new/"));
+        assert_eq!(ok.uri, None);
+        assert_eq!(ok.code, StatusCode::MOVED_PERMANENTLY);
+        let both = redirect(proto::Redirect {
+            uri: "/a".into(),
+            prefix_rewrite: "/new/".into(),
+            ..Default::default()
+        });
+        assert!(both.is_err_and(|e| e.contains("prefix_rewrite")));
+        let not_3xx = redirect(proto::Redirect {
+            code: 200,
+            ..Default::default()
+        });
+        assert!(not_3xx.is_err_and(|e| e.contains("not 3xx")));
+    }
 }

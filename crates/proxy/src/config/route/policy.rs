@@ -59,6 +59,8 @@ pub struct RetryPolicy {
     #[serde(serialize_with = "ser_duration")]
     pub backoff_max: Duration,
     pub avoid_previous_hosts: bool,
+    /// Prefer localities (priority levels) not tried yet.
+    pub remote_localities: bool,
 }
 
 /// Envoy's retry_on conditions as bits.
@@ -141,6 +143,7 @@ impl RetryPolicy {
             backoff_base,
             backoff_max,
             avoid_previous_hosts: r.avoid_previous_hosts,
+            remote_localities: r.retry_remote_localities,
         }))
     }
 }
