@@ -181,6 +181,92 @@ fn retries_reach_remote_localities_when_asked() {
     }
 }
 
+/// DestinationRule `proxyProtocol`: the upstream of a TCP service reads the
+/// client's address from the header the client's sidecar sends first.
+#[test]
+fn proxy_protocol_tells_a_tcp_upstream_who_the_client_is() {
+    let net = 57;
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the backend");
+    let backend_port = backend.local_addr().expect("address").port();
+    // Echoes back the PROXY header it got, then closes.
+    std::thread::spawn(move || {
+        for stream in backend.incoming().flatten() {
+            std::thread::spawn(move || echo_proxy_header(stream));
+        }
+    });
+    let workloads = [Workload::sample("client", "v1", CLIENT)];
+    let one = Service::new("pp-one", 7001, "TCP");
+    let two = Service::new("pp-two", 7002, "TCP");
+    let mut config = registry(
+        net,
+        &[Service::new("client", 9080, "HTTP")],
+        &workloads,
+        &[&one, &two],
+    );
+    for (name, port, version) in [("pp-one", 7001, "V1"), ("pp-two", 7002, "V2")] {
+        config.push_str(&format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}, namespace: test}}\nspec:\n  hosts: [{name}.example.com]\n  location: MESH_EXTERNAL\n  resolution: STATIC\n  ports: [{{number: {port}, name: tcp, protocol: TCP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{tcp: {backend_port}}}}}]\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}, namespace: test}}\nspec:\n  host: {name}.example.com\n  trafficPolicy: {{proxyProtocol: {{version: {version}}}}}\n"
+        ));
+    }
+    let mesh = Mesh::start(net, &[("registry.yaml", config)], &workloads);
+    let client_ip = mesh.ip(CLIENT);
+
+    let (header, from) = proxy_header_through(&format!("{client_ip}:7001"));
+    let expected = format!(
+        "PROXY TCP4 {} {client_ip} {} 7001\r\n",
+        from.ip(),
+        from.port()
+    );
+    assert_eq!(String::from_utf8_lossy(&header), expected);
+
+    let (header, from) = proxy_header_through(&format!("{client_ip}:7002"));
+    assert_eq!(&header[..12], b"\r\n\r\n\0\r\nQUIT\n", "{header:?}");
+    // PROXY command, TCP over IPv4, 12 bytes of addresses and ports.
+    assert_eq!(&header[12..16], &[0x21, 0x11, 0, 12]);
+    let ip = |b: &[u8]| std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string();
+    assert_eq!(ip(&header[16..20]), from.ip().to_string());
+    assert_eq!(ip(&header[20..24]), client_ip);
+    assert_eq!(u16::from_be_bytes([header[24], header[25]]), from.port());
+    assert_eq!(u16::from_be_bytes([header[26], header[27]]), 7002);
+}
+
+/// What the backend behind `address` (a client sidecar's TCP listener) got
+/// before any client byte, and the client's own address.
+fn proxy_header_through(address: &str) -> (Vec<u8>, std::net::SocketAddr) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the sidecar");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let from = stream.local_addr().expect("client address");
+    let mut header = Vec::new();
+    stream.read_to_end(&mut header).expect("the backend's echo");
+    (header, from)
+}
+
+/// Reads one PROXY header (v1 line or v2 block) and writes it back.
+fn echo_proxy_header(mut stream: std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 128];
+    loop {
+        let complete = if got.starts_with(b"PROXY") {
+            got.ends_with(b"\r\n")
+        } else {
+            got.len() >= 16 && got.len() >= 16 + usize::from(u16::from_be_bytes([got[14], got[15]]))
+        };
+        if complete {
+            break;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = stream.write_all(&got);
+}
+
 /// gRPC to a server with no sidecar, behind ports that do not declare HTTP/2:
 /// an HTTP port goes upstream as HTTP/1.1 (which gRPC servers refuse) unless
 /// its DestinationRule sets `useClientProtocol`; a port whose protocol is

@@ -33,6 +33,7 @@ mod header_names;
 mod http;
 mod listeners;
 pub mod metrics;
+mod proxy_protocol;
 mod race;
 mod sni;
 mod tcp;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::authz::Attributes;
 use crate::config::cluster::DEFAULT_CONNECT_TIMEOUT;
@@ -111,6 +111,13 @@ pub(crate) async fn serve<S>(
     )
     .await
     .and_then(|s| configure_socket(&s, &upstream.cluster.pool).map(|()| s));
+    let connected = match (connected, upstream.cluster.proxy_protocol) {
+        (Ok(mut s), Some(version)) => {
+            let header = crate::proxy_protocol::header(version, conn.peer, conn.local);
+            s.write_all(&header).await.map(|()| s)
+        }
+        (connected, _) => connected,
+    };
     let stream = match connected {
         Ok(s) => s,
         Err(e) => {

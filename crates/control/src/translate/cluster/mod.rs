@@ -12,8 +12,13 @@ use std::sync::Arc;
 
 use tracing::warn;
 use weft_api::mesh::MeshConfig;
-use weft_api::networking::destination_rule::{LocalityLoadBalancerSetting, TcpKeepalive};
-use weft_xds::proto::{Cluster, Endpoint, Endpoints, LoadBalancer};
+use weft_api::networking::destination_rule::{
+    LocalityLoadBalancerSetting, ProxyProtocolVersion, TcpKeepalive,
+};
+use weft_xds::proto::{
+    Cluster, Endpoint, Endpoints, LoadBalancer, Protocol as XdsProtocol,
+    ProxyProtocol as XdsProxyProtocol,
+};
 use weft_xds::source::Resource as XdsResource;
 
 use self::policy::EffectivePolicy;
@@ -149,12 +154,9 @@ fn cluster(
 ) -> (Cluster, Unapplied) {
     let mut unapplied = Unapplied::new();
     let cluster = cluster_of(service, port, subset, policy, defaults, &mut unapplied);
-    // Tunnelling and PROXY protocol are later work.
+    // Tunnelling is later work.
     if policy.tunnel {
         unapplied.push("tunnel");
-    }
-    if policy.proxy_protocol {
-        unapplied.push("proxyProtocol");
     }
     (cluster, unapplied)
 }
@@ -204,6 +206,30 @@ fn cluster_of(
         ),
         outlier_detection,
         tls: None,
+        proxy_protocol: proxy_protocol(policy, port, unapplied) as i32,
+    }
+}
+
+/// `proxyProtocol` on ports proxied as TCP (TCP, TLS, HTTPS passed through).
+/// HTTP ports would need their connection pools kept per client, as Envoy
+/// does; until then such a rule is reported, not half-applied.
+fn proxy_protocol(
+    policy: &EffectivePolicy<'_>,
+    port: &ServicePort,
+    unapplied: &mut Unapplied,
+) -> XdsProxyProtocol {
+    let Some(pp) = policy.proxy_protocol else {
+        return XdsProxyProtocol::None;
+    };
+    match xds_protocol(port.protocol) {
+        XdsProtocol::Tcp | XdsProtocol::Tls | XdsProtocol::Https => match pp.version {
+            ProxyProtocolVersion::V1 => XdsProxyProtocol::V1,
+            ProxyProtocolVersion::V2 => XdsProxyProtocol::V2,
+        },
+        _ => {
+            unapplied.push("proxyProtocol (on ports not proxied as TCP)");
+            XdsProxyProtocol::None
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 
 use weft_api::networking::destination_rule::{
     ClientTLSSettings, ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection,
-    PortTrafficPolicy, RetryBudget, TrafficPolicy,
+    PortTrafficPolicy, ProxyProtocol, RetryBudget, TrafficPolicy,
 };
 
 /// The sections in force for one (port, subset) cluster.
@@ -19,7 +19,7 @@ pub(super) struct EffectivePolicy<'a> {
     pub retry_budget: Option<&'a RetryBudget>,
     pub tls: Option<&'a ClientTLSSettings>,
     pub tunnel: bool,
-    pub proxy_protocol: bool,
+    pub proxy_protocol: Option<&'a ProxyProtocol>,
 }
 
 impl<'a> EffectivePolicy<'a> {
@@ -51,7 +51,7 @@ impl<'a> EffectivePolicy<'a> {
         // Not port-level sections in Istio's API.
         replace(&mut self.retry_budget, policy.retry_budget.as_ref());
         self.tunnel |= policy.tunnel.is_some();
-        self.proxy_protocol |= policy.proxy_protocol.is_some();
+        replace(&mut self.proxy_protocol, policy.proxy_protocol.as_ref());
         if let Some(port_level) = port_settings(policy, port) {
             replace(&mut self.load_balancer, port_level.load_balancer.as_ref());
             replace(

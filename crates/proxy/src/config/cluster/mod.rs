@@ -42,6 +42,8 @@ pub struct Cluster {
     pub pool: ConnectionPool,
     pub outlier: Option<OutlierDetection>,
     pub tls: tls::UpstreamTls,
+    /// Sent first on each upstream TCP connection.
+    pub proxy_protocol: Option<crate::proxy_protocol::Version>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -67,6 +69,12 @@ impl Cluster {
             _ => DEFAULT_CONNECT_TIMEOUT,
         };
         let tls = tls::UpstreamTls::from_proto(c.tls, &c.service)?;
+        let proxy_protocol = match proto::ProxyProtocol::try_from(c.proxy_protocol) {
+            Ok(proto::ProxyProtocol::None) => None,
+            Ok(proto::ProxyProtocol::V1) => Some(crate::proxy_protocol::Version::V1),
+            Ok(proto::ProxyProtocol::V2) => Some(crate::proxy_protocol::Version::V2),
+            Err(_) => return Err(format!("unknown proxy_protocol {}", c.proxy_protocol)),
+        };
         Ok(Cluster {
             name: Arc::from(name),
             service: c.service,
@@ -92,6 +100,7 @@ impl Cluster {
                 .map(OutlierDetection::from_proto)
                 .transpose()?,
             tls,
+            proxy_protocol,
         })
     }
 

@@ -293,3 +293,28 @@ fn fields_we_cannot_send_are_reported() {
     let pool = cluster.connection_pool.expect("a pool section");
     assert!(pool.use_client_protocol);
 }
+
+#[test]
+fn proxy_protocol_goes_on_tcp_clusters_only() {
+    let t = with_rule(
+        r#"  trafficPolicy:
+    proxyProtocol: {}
+  subsets:
+  - {name: two, labels: {version: v2}, trafficPolicy: {proxyProtocol: {version: V2}}}
+"#,
+    );
+    use weft_xds::proto::ProxyProtocol;
+    // Version 1 is the default; a subset's section replaces the top level's.
+    assert_eq!(t.cluster(9080, "").proxy_protocol, ProxyProtocol::V1 as i32);
+    assert_eq!(
+        t.cluster(9080, "two").proxy_protocol,
+        ProxyProtocol::V2 as i32
+    );
+    // An HTTP port's pools are shared by every client: not applied (and
+    // reported as such).
+    assert_eq!(t.cluster(80, "").proxy_protocol, ProxyProtocol::None as i32);
+    assert_eq!(
+        t.cluster(80, "two").proxy_protocol,
+        ProxyProtocol::None as i32
+    );
+}
