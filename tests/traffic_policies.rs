@@ -267,6 +267,26 @@ fn echo_proxy_header(mut stream: std::net::TcpStream) {
     let _ = stream.write_all(&got);
 }
 
+/// `outlierDetectionHttpErrorCodes` narrows what the 5xx detector counts: with
+/// only 500 listed, v2's 503s never eject it.
+#[test]
+fn outlier_detection_counts_only_the_listed_codes() {
+    let config = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: hello, namespace: test}\nspec:\n  host: hello\n  trafficPolicy:\n    loadBalancer: {simple: ROUND_ROBIN}\n    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100, outlierDetectionHttpErrorCodes: [500]}\n---\n".to_string()
+        + &vs(
+            "hello",
+            "  - retries: {attempts: 0}\n    route: [{destination: {host: hello}}]\n",
+        );
+    let mesh = hello_mesh(58, true, &config);
+    let failures = (0..30)
+        .filter(|_| via(&mesh, "http://hello:9080/fail-version/v2", &[]).status == 503)
+        .count();
+    // Round robin over two endpoints: v2 keeps its half.
+    assert!(
+        failures >= 10,
+        "v2 was ejected: only {failures} of 30 failed"
+    );
+}
+
 /// gRPC to a server with no sidecar, behind ports that do not declare HTTP/2:
 /// an HTTP port goes upstream as HTTP/1.1 (which gRPC servers refuse) unless
 /// its DestinationRule sets `useClientProtocol`; a port whose protocol is

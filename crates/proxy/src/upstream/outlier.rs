@@ -104,15 +104,14 @@ pub fn record(cfg: &OutlierDetection, state: &OutlierState, result: AttemptResul
         AttemptResult::Response(status) => {
             // A response means the connection worked.
             state.consecutive_local.store(0, Ordering::Relaxed);
-            if status.is_server_error() {
+            if cfg.counts_as_error(status) {
                 trip |= bump(&state.consecutive_5xx, cfg.consecutive_5xx);
-                if matches!(status.as_u16(), 502..=504) {
-                    trip |= bump(&state.consecutive_gateway, cfg.consecutive_gateway_errors);
-                } else {
-                    state.consecutive_gateway.store(0, Ordering::Relaxed);
-                }
             } else {
                 state.consecutive_5xx.store(0, Ordering::Relaxed);
+            }
+            if matches!(status.as_u16(), 502..=504) {
+                trip |= bump(&state.consecutive_gateway, cfg.consecutive_gateway_errors);
+            } else {
                 state.consecutive_gateway.store(0, Ordering::Relaxed);
             }
         }
@@ -205,6 +204,7 @@ mod tests {
             base_ejection_time: Duration::from_secs(10),
             max_ejection_percent: 100,
             min_health_percent: 0,
+            http_error_codes: None,
         }
     }
 
@@ -236,6 +236,27 @@ mod tests {
         assert_eq!(record(&c, &s, S500), Verdict::Healthy);
         // Without the split, a connect failure counts as a 5xx.
         assert_eq!(record(&c, &s, AttemptResult::ConnectFailure), Verdict::Trip);
+    }
+
+    #[test]
+    fn http_error_codes_replace_5xx_for_the_5xx_detector() {
+        let mut c = cfg();
+        c.consecutive_5xx = Some(2);
+        c.consecutive_gateway_errors = Some(3);
+        c.http_error_codes = Some(vec![429, 500].into_boxed_slice());
+        let s = OutlierState::default();
+        let too_many = AttemptResult::Response(StatusCode::TOO_MANY_REQUESTS);
+        let unavailable = AttemptResult::Response(StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(record(&c, &s, too_many), Verdict::Healthy);
+        // A 503 is not in the list: it ends the run for this detector...
+        assert_eq!(record(&c, &s, unavailable), Verdict::Healthy);
+        assert_eq!(record(&c, &s, too_many), Verdict::Healthy);
+        assert_eq!(record(&c, &s, S500), Verdict::Trip);
+        // ...but still counts as a gateway error.
+        let g = OutlierState::default();
+        assert_eq!(record(&c, &g, unavailable), Verdict::Healthy);
+        assert_eq!(record(&c, &g, unavailable), Verdict::Healthy);
+        assert_eq!(record(&c, &g, unavailable), Verdict::Trip);
     }
 
     #[test]

@@ -172,9 +172,7 @@ fn cluster_of(
     let lb = policy.load_balancer;
     let algorithm = load_balancer::algorithm(lb);
     let consistent_hash = load_balancer::consistent_hash(lb, unapplied);
-    let outlier_detection = policy
-        .outlier_detection
-        .map(|od| outlier::outlier_detection(od, unapplied));
+    let outlier_detection = policy.outlier_detection.map(outlier::outlier_detection);
     load_balancer::report_unmodelled(lb, unapplied);
     let (warmup, warmup_curve) =
         load_balancer::warmup(lb, algorithm, consistent_hash.is_some(), unapplied);

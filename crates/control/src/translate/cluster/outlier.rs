@@ -7,15 +7,13 @@ use std::time::Duration;
 use weft_api::networking::destination_rule::OutlierDetection as ApiOutlier;
 use weft_xds::proto::OutlierDetection;
 
-use super::Unapplied;
-
 const DEFAULT_CONSECUTIVE_5XX: u32 = 5;
 const DEFAULT_CONSECUTIVE_LOCAL_ORIGIN_FAILURES: u32 = 5;
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 const DEFAULT_BASE_EJECTION_TIME: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_EJECTION_PERCENT: u32 = 10;
 
-pub(super) fn outlier_detection(od: &ApiOutlier, unapplied: &mut Unapplied) -> OutlierDetection {
+pub(super) fn outlier_detection(od: &ApiOutlier) -> OutlierDetection {
     // The deprecated `consecutiveErrors` counted gateway errors only (istio/api
     // #617): it fills in gateway errors and turns the 5xx detector off unless
     // the newer fields say otherwise.
@@ -31,9 +29,6 @@ pub(super) fn outlier_detection(od: &ApiOutlier, unapplied: &mut Unapplied) -> O
     // for the split (validation flags a failure count without it).
     let split = od.split_external_local_origin_errors;
     let local_origin = od.consecutive_local_origin_failures.filter(|n| *n > 0);
-    if !od.outlier_detection_http_error_codes.is_empty() {
-        unapplied.push("outlierDetection.outlierDetectionHttpErrorCodes");
-    }
     OutlierDetection {
         consecutive_5xx,
         consecutive_gateway_errors,
@@ -54,6 +49,8 @@ pub(super) fn outlier_detection(od: &ApiOutlier, unapplied: &mut Unapplied) -> O
             .unwrap_or(DEFAULT_MAX_EJECTION_PERCENT),
         // Istio sends this as the panic threshold, 0 (no panic mode) unless set.
         min_health_percent: u32::try_from(od.min_health_percent).unwrap_or(0),
+        // Validation keeps them within 100-599.
+        http_error_codes: od.outlier_detection_http_error_codes.clone(),
     }
 }
 

@@ -177,6 +177,8 @@ pub struct OutlierDetection {
     pub base_ejection_time: Duration,
     pub max_ejection_percent: u32,
     pub min_health_percent: u32,
+    /// Set: the codes the consecutive-5xx detector counts, in place of 5xx.
+    pub http_error_codes: Option<Box<[u16]>>,
 }
 
 fn ser_header<S: serde::Serializer>(h: &HeaderName, s: S) -> Result<S::Ok, S::Error> {
@@ -428,7 +430,30 @@ impl OutlierDetection {
                 v => v,
             },
             min_health_percent: percent(o.min_health_percent, "min health percent")?,
+            http_error_codes: if o.http_error_codes.is_empty() {
+                None
+            } else {
+                Some(
+                    o.http_error_codes
+                        .iter()
+                        .map(|&c| {
+                            u16::try_from(c)
+                                .ok()
+                                .filter(|c| (100..=599).contains(c))
+                                .ok_or_else(|| format!("http error code {c} is not in 100-599"))
+                        })
+                        .collect::<Result<_, _>>()?,
+                )
+            },
         })
+    }
+
+    /// Whether a response counts for the consecutive-5xx detector.
+    pub fn counts_as_error(&self, status: http::StatusCode) -> bool {
+        match &self.http_error_codes {
+            Some(codes) => codes.contains(&status.as_u16()),
+            None => status.is_server_error(),
+        }
     }
 }
 
@@ -547,6 +572,18 @@ mod tests {
             })
             .is_err()
         );
+        assert_eq!(o.http_error_codes, None);
+        let codes = OutlierDetection::from_proto(proto::OutlierDetection {
+            http_error_codes: vec![429, 500],
+            ..Default::default()
+        })
+        .expect("valid");
+        assert_eq!(codes.http_error_codes.as_deref(), Some(&[429, 500][..]));
+        let bad = OutlierDetection::from_proto(proto::OutlierDetection {
+            http_error_codes: vec![600],
+            ..Default::default()
+        });
+        assert!(bad.is_err_and(|e| e.contains("600")));
     }
 
     #[test]

@@ -39,6 +39,7 @@ fn outlier_detection_defaults_and_overrides() {
             base_ejection_time: secs(30),
             max_ejection_percent: 10,
             min_health_percent: 0,
+            http_error_codes: vec![],
         })
     );
     assert_eq!(
@@ -52,13 +53,14 @@ fn outlier_detection_defaults_and_overrides() {
             base_ejection_time: secs(60),
             max_ejection_percent: 50,
             min_health_percent: 25,
+            http_error_codes: vec![],
         })
     );
-    let split = t.cluster(80, "split").outlier_detection;
+    let split = t.cluster(80, "split").outlier_detection.clone();
     let split = split.expect("outlier detection");
     assert!(split.split_external_local_origin_errors);
     assert_eq!(split.consecutive_local_origin_failures, 5);
-    let deprecated = t.cluster(80, "deprecated").outlier_detection;
+    let deprecated = t.cluster(80, "deprecated").outlier_detection.clone();
     let deprecated = deprecated.expect("outlier detection");
     assert_eq!(
         (
@@ -317,4 +319,20 @@ fn proxy_protocol_goes_on_tcp_clusters_only() {
         t.cluster(80, "two").proxy_protocol,
         ProxyProtocol::None as i32
     );
+}
+
+#[test]
+fn outlier_http_error_codes_go_to_the_proxy() {
+    let t = with_rule(
+        r#"  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 3, outlierDetectionHttpErrorCodes: [429, 503]}
+"#,
+    );
+    let od = t
+        .cluster(80, "")
+        .outlier_detection
+        .clone()
+        .expect("outlier detection");
+    assert_eq!(od.http_error_codes, [429, 503]);
+    assert_eq!(od.consecutive_5xx, 3);
 }
