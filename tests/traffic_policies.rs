@@ -1,6 +1,7 @@
 //! DestinationRule traffic policies end to end, as Istio users see them:
-//! load balancing and hash cookies, circuit breaking, outlier detection and
-//! the upstream protocol, with real `weft` processes, backends and clients.
+//! load balancing and hash cookies, retries across localities, circuit
+//! breaking, outlier detection, the PROXY protocol and the upstream HTTP
+//! version, with real `weft` processes, backends and clients.
 //! Each test owns a loopback /24 from the nets 41-59 it shares with
 //! `traffic.rs`.
 
