@@ -265,6 +265,9 @@ report() {
     echo
     echo "Paired latency: Weft, 1 hop and the nginx proxy, each at $RATE rps at the same time for ${DURATION}s, so that both meet the same moments of this host (the median of $ROUNDS such runs): p50 $(ms "${R[paired_weft1.p50_us]:-}") against $(ms "${R[paired_nginx.p50_us]:-}") ms, p99 $(ms "${R[paired_weft1.p99_us]:-}") against $(ms "${R[paired_nginx.p99_us]:-}") ms (p99 /nginx $(ratio "${R[paired_weft1.p99_us]:-}" "${R[paired_nginx.p99_us]:-}"))."
     echo
+    per_round_p99 weft1 nginx "Sequential"
+    per_round_p99 paired_weft1 paired_nginx "Paired"
+    echo
     local verdict="meets"
     [ "$(calc "${R[svc100.rss]:-0} > 15 * 1024")" = 1 ] && verdict="misses"
     echo "Memory target: an idle \`weft proxy\` with ${R[svc100.services]:-?} services in its config: $(mb "${R[svc100.rss]:-}") MB RSS, which $verdict the 15 MB aim."
@@ -281,6 +284,22 @@ report() {
     done
     [ -n "$notes" ] && echo && echo "Notes:$notes"
     return 0
+}
+
+# One line: a setup's p99 beside nginx's, round by round, and in how many
+# rounds it was at or below nginx's: a median of 3 can land either side of a
+# tie, and the rounds show whether it is one.
+per_round_p99() { # setup nginx-setup label
+    local a="$1" b="$2" round pairs="" compared=0 at_or_below=0 x y
+    for round in $(seq 1 "$ROUNDS"); do
+        x="${R[$a.p99_us.$round]:-}" y="${R[$b.p99_us.$round]:-}"
+        [ -n "$x" ] && [ -n "$y" ] || continue
+        pairs+="${pairs:+, }$x/$y"
+        compared=$((compared + 1))
+        [ "$x" -le "$y" ] && at_or_below=$((at_or_below + 1))
+    done
+    [ "$compared" -gt 0 ] || return 0
+    echo "$3 p99 per round, Weft 1 hop / nginx proxy (us): $pairs; Weft at or below nginx in $at_or_below of $compared."
 }
 
 main() {
