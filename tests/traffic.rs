@@ -486,3 +486,88 @@ fn every_match_kind_and_delegation_pick_the_route() {
     let got = version(via_from(&mesh, 1, "http://hello:9080/from", &[]));
     assert_eq!(got, "v1");
 }
+
+/// One response off a raw keep-alive connection: its head (lowercased) and
+/// its body, framed by `content-length`.
+fn read_response(stream: &mut std::net::TcpStream) -> (String, String) {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).expect("read a response head");
+        assert_eq!(n, 1, "closed before the response head: {head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no content-length in {head}"));
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).expect("read the body");
+    (head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The sidecar's HTTP/1.1 server gives an idle keep-alive connection's
+/// buffers back between requests; what is still to come must not be lost:
+/// a head and a body arriving in pieces, requests pipelined in one write,
+/// and a request after the connection sat idle, all on one connection.
+#[test]
+fn keep_alive_connections_take_requests_in_pieces_pipelined_and_after_idling() {
+    use std::io::Write;
+    let mesh = hello_mesh(
+        59,
+        false,
+        &vs("hello", "  - route: [{destination: {host: hello}}]\n"),
+    );
+    let proxy = format!("{}:15001", mesh.ip(CLIENT));
+    let mut stream = std::net::TcpStream::connect(&proxy).expect("connect to the sidecar");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let get =
+        |path: &str| format!("GET http://hello:9080{path} HTTP/1.1\r\nHost: hello:9080\r\n\r\n");
+    let pause = || std::thread::sleep(Duration::from_millis(200));
+    let expect = |stream: &mut std::net::TcpStream, method: &str, path: &str| {
+        let (head, body) = read_response(stream);
+        assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
+        assert!(
+            body.contains(&format!("\"path\":\"{path}\"")),
+            "{path}: {body}"
+        );
+        assert!(
+            body.contains(&format!("\"method\":\"{method}\"")),
+            "{path}: {body}"
+        );
+    };
+
+    // A head in two pieces, the connection waiting in between.
+    let first = get("/in-pieces");
+    let (a, b) = first.split_at(20);
+    stream.write_all(a.as_bytes()).expect("write");
+    pause();
+    stream.write_all(b.as_bytes()).expect("write");
+    expect(&mut stream, "GET", "/in-pieces");
+
+    // A body after its head, later.
+    stream
+        .write_all(b"POST http://hello:9080/with-body HTTP/1.1\r\nHost: hello:9080\r\nContent-Length: 11\r\n\r\nhello")
+        .expect("write");
+    pause();
+    stream.write_all(b" world").expect("write");
+    expect(&mut stream, "POST", "/with-body");
+
+    // Two requests in one write: the second waits, buffered, for the first.
+    let both = format!("{}{}", get("/first"), get("/second"));
+    stream.write_all(both.as_bytes()).expect("write");
+    expect(&mut stream, "GET", "/first");
+    expect(&mut stream, "GET", "/second");
+
+    // After sitting idle (no buffers held), the same connection goes on.
+    pause();
+    stream
+        .write_all(get("/after-idle").as_bytes())
+        .expect("write");
+    expect(&mut stream, "GET", "/after-idle");
+}

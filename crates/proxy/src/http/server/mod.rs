@@ -39,6 +39,8 @@ use crate::upstream::RequestBody;
 
 /// The read buffer a connection starts with; it grows for larger heads.
 const READ_BUFFER: usize = 4096;
+/// The write buffer a response starts with; it grows for larger ones.
+const WRITE_BUFFER: usize = 1024;
 /// Body data up to this much is copied behind the head (or earlier data)
 /// and leaves in one write; a larger frame is written on its own.
 const COALESCE: usize = 64 * 1024;
@@ -75,7 +77,14 @@ where
         }
     };
     if let Some((io, read)) = handoff {
-        serve_with_hyper(Rewind::new(read.to_vec(), io), conn, drain).await;
+        // Boxed: inline, hyper's connection state would size the task of
+        // every connection, though few are ever handed over.
+        Box::pin(serve_with_hyper(
+            Rewind::new(read.to_vec(), io),
+            conn,
+            drain,
+        ))
+        .await;
     }
 }
 
@@ -93,7 +102,7 @@ async fn serve_lean<S>(mut io: S, conn: &Arc<ConnInfo>, flags: &LoopFlags) -> Op
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut read = BytesMut::with_capacity(READ_BUFFER);
+    let mut read = BytesMut::new();
     let mut write = Vec::new();
     loop {
         let Lean {
@@ -113,12 +122,7 @@ where
                     return None;
                 }
             }
-            if read.capacity() - read.len() < READ_BUFFER / 4 {
-                read.reserve(READ_BUFFER);
-            }
-            match poll_fn(|cx| tokio_util::io::poll_read_buf(Pin::new(&mut io), cx, &mut read))
-                .await
-            {
+            match poll_fn(|cx| poll_read_more(&mut io, cx, &mut read, &mut write)).await {
                 Ok(0) | Err(_) => return None,
                 Ok(_) => flags.idle.store(false, Ordering::Relaxed),
             }
@@ -128,11 +132,12 @@ where
             watching: true,
             read: &mut read,
         };
-        // The handler runs on this task, pinned and polled in place (its
-        // future is the largest thing on a connection; each move is a copy).
-        // If the client goes away first it is dropped, and records the
-        // request as DC, as under hyper.
-        let mut handled = pin!(handler::handle(request, conn.clone()));
+        // The handler runs on this task. Its future is the largest thing on
+        // a connection and lives only while a request does: boxed, it is not
+        // part of the task every idle connection keeps (one allocation per
+        // request, like nginx's request pool). If the client goes away first
+        // it is dropped, and records the request as DC, as under hyper.
+        let mut handled = Box::pin(handler::handle(request, conn.clone()));
         let Ok(response) =
             poll_fn(|cx| peer.poll_until_gone(&mut io, handled.as_mut(), cx)).await?;
         let close = close || flags.draining.load(Ordering::Relaxed);
@@ -156,6 +161,29 @@ where
             return None;
         }
     }
+}
+
+/// Reads more of the next request into `read`. A keep-alive connection
+/// spends most of its life waiting between requests, so while it waits with
+/// nothing buffered it holds no buffers: with thousands of idle connections
+/// they would be most of the proxy's memory (nginx frees its buffers between
+/// requests too). Taking them again costs an allocation each per request,
+/// served from the worker's own free lists.
+fn poll_read_more<S: AsyncRead + Unpin>(
+    io: &mut S,
+    cx: &mut Context<'_>,
+    read: &mut BytesMut,
+    write: &mut Vec<u8>,
+) -> Poll<io::Result<usize>> {
+    if read.capacity() - read.len() < READ_BUFFER / 4 {
+        read.reserve(READ_BUFFER);
+    }
+    let polled = tokio_util::io::poll_read_buf(Pin::new(io), cx, read);
+    if polled.is_pending() && read.is_empty() {
+        *read = BytesMut::new();
+        *write = Vec::new();
+    }
+    polled
 }
 
 /// Watches the client's side of the connection while a request is handled
@@ -240,6 +268,8 @@ where
     let (parts, body) = response.into_parts();
     let mut body = pin!(body);
     write.clear();
+    // Room for a usual head and a small body at once, not grown step by step.
+    write.reserve(WRITE_BUFFER);
     let framing = response::encode_head(
         &parts,
         &body.size_hint(),
