@@ -326,22 +326,11 @@ fn upgraded_connections_pass_through_both_sidecars() {
         false,
         &vs("hello", "  - route: [{destination: {host: hello}}]\n"),
     );
-    let proxy = format!("{}:15001", mesh.ip(CLIENT));
-    let mut stream = std::net::TcpStream::connect(&proxy).expect("connect to the sidecar");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
+    let mut stream = connect_to_client_sidecar(&mesh);
     stream
         .write_all(b"GET http://hello:9080/upgrade HTTP/1.1\r\nHost: hello:9080\r\nConnection: Upgrade\r\nUpgrade: weft-echo\r\n\r\n")
         .expect("send the upgrade request");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let n = stream.read(&mut byte).expect("read the 101");
-        assert_eq!(n, 1, "closed before the response head: {head:?}");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let head = read_head(&mut stream);
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: weft-echo"), "{head}");
     // Bytes now flow both ways, unframed, through both proxies.
@@ -487,9 +476,18 @@ fn every_match_kind_and_delegation_pick_the_route() {
     assert_eq!(got, "v1");
 }
 
-/// One response off a raw keep-alive connection: its head (lowercased) and
-/// its body, framed by `content-length`.
-fn read_response(stream: &mut std::net::TcpStream) -> (String, String) {
+/// A raw TCP connection to the client sidecar's outbound listener.
+fn connect_to_client_sidecar(mesh: &Mesh) -> std::net::TcpStream {
+    let proxy = format!("{}:15001", mesh.ip(CLIENT));
+    let stream = std::net::TcpStream::connect(&proxy).expect("connect to the sidecar");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream
+}
+
+/// A response head off a raw connection, lowercased; not a byte more.
+fn read_head(stream: &mut std::net::TcpStream) -> String {
     use std::io::Read;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -498,7 +496,14 @@ fn read_response(stream: &mut std::net::TcpStream) -> (String, String) {
         assert_eq!(n, 1, "closed before the response head: {head:?}");
         head.push(byte[0]);
     }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    String::from_utf8_lossy(&head).to_ascii_lowercase()
+}
+
+/// One response off a raw keep-alive connection: its head (lowercased) and
+/// its body, framed by `content-length`.
+fn read_response(stream: &mut std::net::TcpStream) -> (String, String) {
+    use std::io::Read;
+    let head = read_head(stream);
     let length: usize = head
         .lines()
         .find_map(|l| l.strip_prefix("content-length:"))
@@ -521,11 +526,7 @@ fn keep_alive_connections_take_requests_in_pieces_pipelined_and_after_idling() {
         false,
         &vs("hello", "  - route: [{destination: {host: hello}}]\n"),
     );
-    let proxy = format!("{}:15001", mesh.ip(CLIENT));
-    let mut stream = std::net::TcpStream::connect(&proxy).expect("connect to the sidecar");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
+    let mut stream = connect_to_client_sidecar(&mesh);
     let get =
         |path: &str| format!("GET http://hello:9080{path} HTTP/1.1\r\nHost: hello:9080\r\n\r\n");
     let pause = || std::thread::sleep(Duration::from_millis(200));
