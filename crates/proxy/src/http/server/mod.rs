@@ -39,8 +39,6 @@ use crate::upstream::RequestBody;
 
 /// The read buffer a connection starts with; it grows for larger heads.
 const READ_BUFFER: usize = 4096;
-/// The write buffer a response starts with; it grows for larger ones.
-const WRITE_BUFFER: usize = 1024;
 /// Body data up to this much is copied behind the head (or earlier data)
 /// and leaves in one write; a larger frame is written on its own.
 const COALESCE: usize = 64 * 1024;
@@ -77,7 +75,7 @@ where
         }
     };
     if let Some((io, read)) = handoff {
-        // Boxed: inline, hyper's connection state would size the task of
+        // Boxed: inline, hyper's connection state would add to the task of
         // every connection, though few are ever handed over.
         Box::pin(serve_with_hyper(
             Rewind::new(read.to_vec(), io),
@@ -102,7 +100,7 @@ async fn serve_lean<S>(mut io: S, conn: &Arc<ConnInfo>, flags: &LoopFlags) -> Op
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut read = BytesMut::new();
+    let mut read = BytesMut::with_capacity(READ_BUFFER);
     let mut write = Vec::new();
     loop {
         let Lean {
@@ -122,7 +120,12 @@ where
                     return None;
                 }
             }
-            match poll_fn(|cx| poll_read_more(&mut io, cx, &mut read, &mut write)).await {
+            if read.capacity() - read.len() < READ_BUFFER / 4 {
+                read.reserve(READ_BUFFER);
+            }
+            match poll_fn(|cx| tokio_util::io::poll_read_buf(Pin::new(&mut io), cx, &mut read))
+                .await
+            {
                 Ok(0) | Err(_) => return None,
                 Ok(_) => flags.idle.store(false, Ordering::Relaxed),
             }
@@ -132,12 +135,11 @@ where
             watching: true,
             read: &mut read,
         };
-        // The handler runs on this task. Its future is the largest thing on
-        // a connection and lives only while a request does: boxed, it is not
-        // part of the task every idle connection keeps (one allocation per
-        // request, like nginx's request pool). If the client goes away first
-        // it is dropped, and records the request as DC, as under hyper.
-        let mut handled = Box::pin(handler::handle(request, conn.clone()));
+        // The handler runs on this task, pinned and polled in place (its
+        // future is the largest thing on a connection; each move is a copy).
+        // If the client goes away first it is dropped, and records the
+        // request as DC, as under hyper.
+        let mut handled = pin!(handler::handle(request, conn.clone()));
         let Ok(response) =
             poll_fn(|cx| peer.poll_until_gone(&mut io, handled.as_mut(), cx)).await?;
         let close = close || flags.draining.load(Ordering::Relaxed);
@@ -161,29 +163,6 @@ where
             return None;
         }
     }
-}
-
-/// Reads more of the next request into `read`. A keep-alive connection
-/// spends most of its life waiting between requests, so while it waits with
-/// nothing buffered it holds no buffers: with thousands of idle connections
-/// they would be most of the proxy's memory (nginx frees its buffers between
-/// requests too). Taking them again costs an allocation each per request,
-/// served from the worker's own free lists.
-fn poll_read_more<S: AsyncRead + Unpin>(
-    io: &mut S,
-    cx: &mut Context<'_>,
-    read: &mut BytesMut,
-    write: &mut Vec<u8>,
-) -> Poll<io::Result<usize>> {
-    if read.capacity() - read.len() < READ_BUFFER / 4 {
-        read.reserve(READ_BUFFER);
-    }
-    let polled = tokio_util::io::poll_read_buf(Pin::new(io), cx, read);
-    if polled.is_pending() && read.is_empty() {
-        *read = BytesMut::new();
-        *write = Vec::new();
-    }
-    polled
 }
 
 /// Watches the client's side of the connection while a request is handled
@@ -268,8 +247,6 @@ where
     let (parts, body) = response.into_parts();
     let mut body = pin!(body);
     write.clear();
-    // Room for a usual head and a small body at once, not grown step by step.
-    write.reserve(WRITE_BUFFER);
     let framing = response::encode_head(
         &parts,
         &body.size_hint(),
@@ -411,5 +388,33 @@ where
 fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
     if let Err(e) = result {
         tracing::debug!(error = %e, "downstream connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future a function returns, without calling it.
+    fn future_size<A, B, C, F>(_: fn(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    fn handler_future_size<A, B, F>(_: fn(A, B) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every open connection keeps its task's whole future, whatever state it
+    /// is in. The request handler's future is inline on purpose (no
+    /// allocation per request); hyper's server, which few connections ever
+    /// use, is boxed so that idle keep-alive connections do not carry it too.
+    #[test]
+    fn hypers_server_is_not_part_of_every_connection() {
+        let handler = handler_future_size(handler::handle as fn(_, _) -> _);
+        let connection = future_size(serve::<tokio::net::TcpStream> as fn(_, _, _) -> _);
+        assert!(
+            connection <= handler + 2048,
+            "a connection's task is {connection} bytes, its handler {handler}"
+        );
     }
 }
