@@ -514,10 +514,10 @@ fn read_response(stream: &mut std::net::TcpStream) -> (String, String) {
     (head, String::from_utf8_lossy(&body).into_owned())
 }
 
-/// The sidecar's HTTP/1.1 server gives an idle keep-alive connection's
-/// buffers back between requests; what is still to come must not be lost:
-/// a head and a body arriving in pieces, requests pipelined in one write,
-/// and a request after the connection sat idle, all on one connection.
+/// The sidecar's lean HTTP/1.1 loop keeps what it has read of a request
+/// until the rest arrives, and what it has read past one: a head and a body
+/// arriving in pieces, requests pipelined in one write, and a request after
+/// the connection sat idle, all on one keep-alive connection.
 #[test]
 fn keep_alive_connections_take_requests_in_pieces_pipelined_and_after_idling() {
     use std::io::Write;
@@ -565,7 +565,7 @@ fn keep_alive_connections_take_requests_in_pieces_pipelined_and_after_idling() {
     expect(&mut stream, "GET", "/first");
     expect(&mut stream, "GET", "/second");
 
-    // After sitting idle (no buffers held), the same connection goes on.
+    // After sitting idle, the same connection goes on.
     pause();
     stream
         .write_all(get("/after-idle").as_bytes())
